@@ -1,0 +1,51 @@
+"""Starting an engine process for a run directory (torch-free: the studio imports it).
+
+The engine runs as its own OS process in its own session, so quitting the UI, a dropped
+SSH connection (SIGHUP to the terminal's process group) or Ctrl-C in the terminal does
+not stop training; only a ``stop`` command or a signal sent to it does.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from engine.rundir import RunDir, pid_alive
+
+
+def start_engine(run_dir: str | Path, env: dict | None = None) -> subprocess.Popen:
+    rd = RunDir(run_dir)
+    rd.read_config()  # fail here, with a clear message, rather than in the child
+    log = open(rd.log_path, "ab")
+    child_env = dict(os.environ)
+    child_env.setdefault("PYTHONUNBUFFERED", "1")
+    # Make the engine importable when GenStudio runs from a source checkout.
+    root = str(Path(__file__).resolve().parent.parent)
+    child_env["PYTHONPATH"] = root + (os.pathsep + child_env["PYTHONPATH"] if child_env.get("PYTHONPATH") else "")
+    if env:
+        child_env.update(env)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "engine", "run", str(rd.path)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, env=child_env, cwd=str(rd.path),
+        )
+    finally:
+        log.close()
+
+
+def wait_for_pid(run_dir: str | Path, proc: subprocess.Popen | None = None, timeout: float = 30.0) -> int | None:
+    """Wait until the engine has written its pid file (it has started) or exited."""
+    rd = RunDir(run_dir)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = rd.engine_pid()
+        if pid is not None and pid_alive(pid):
+            return pid
+        if proc is not None and proc.poll() is not None:
+            return None
+        time.sleep(0.05)
+    return None

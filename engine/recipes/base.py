@@ -1,0 +1,64 @@
+"""What a model family provides to the runner. The runner owns the loop, timing, control,
+checkpoints and events; a recipe owns the model, the data, one training step and its views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+
+@dataclass
+class Artifact:
+    """One view the recipe produced: an image array (uint8 HxW or HxWx3) or a points dict."""
+
+    name: str
+    kind: str  # "image" | "points"
+    data: Any
+    caption: str = ""
+
+
+@dataclass
+class RunContext:
+    device: torch.device
+    log: Callable[[str], None] = print
+    need_data: bool = True  # False when only sampling from a checkpoint
+
+
+@dataclass
+class Recipe:
+    """Base class; subclasses fill in the methods below."""
+
+    ctx: RunContext
+    cfg: Any
+    batch_size: int = 1
+    train_size: int = 1
+    metrics_names: list[str] = field(default_factory=list)
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One optimisation step; returns detached scalar tensors (no .item(): the runner
+        reads them at the reporting rate)."""
+        raise NotImplementedError
+
+    def evaluate(self) -> dict[str, float]:
+        """Validation and quality metrics (called every few seconds)."""
+        return {}
+
+    def samples(self) -> list[Artifact]:
+        """The views to show now (called every few seconds and on demand)."""
+        return []
+
+    def sample_images(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n new images (N, C, H, W) in [0, 1] from the current model, for export."""
+        raise NotImplementedError
+
+    def set_live(self, key: str, value: Any) -> None:
+        """Apply a hyperparameter change between steps (only for params marked live)."""
+        raise KeyError(key)
+
+    def state_dict(self) -> dict:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict) -> None:
+        raise NotImplementedError

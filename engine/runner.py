@@ -1,0 +1,289 @@
+"""The runner: one training run in its own process, driven by its run directory.
+
+It owns everything a family does not: the loop, pause/resume/step/stop, live
+hyperparameter changes, metric emission at a bounded rate, samples every few seconds and
+on demand, checkpoints, resume, and turning NaNs, OOMs and crashes into events.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, set_rng_state
+from engine.configs import ConfigError, get_config_class, parse_value, specs
+from engine.device import configure, describe, resolve_device
+from engine.imaging import save_png
+from engine.recipes import build_recipe
+from engine.recipes.base import RunContext
+from engine.rundir import EventTail, RunDir, atomic_write_bytes, atomic_write_json
+
+METRICS_INTERVAL = 0.1  # seconds between metric events: at most ~10 a second
+SAMPLE_INTERVAL = 3.0  # seconds between sample refreshes, at the least
+SAMPLE_BUDGET = 0.08  # views may take at most this share of wall time (the interval grows)
+CHECKPOINT_INTERVAL = 30.0  # seconds between periodic checkpoints
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+class Runner:
+    def __init__(self, run_dir: str | Path):
+        self.rd = RunDir(run_dir)
+        self.cfg = self.rd.read_config()
+        self.recipe_name = self.cfg["recipe"]
+        self.params = dict(self.cfg["params"])
+        self.total_steps = int(self.params.get("steps", 1000))
+        self.step = 0
+        self.elapsed = 0.0  # seconds spent training, pauses excluded; survives resume
+        self.paused = False
+        self.stop_requested = False
+        self.pending_steps = 0  # single steps requested while paused
+        self.commands = EventTail(self.rd.commands_path)
+        self._acc: dict[str, torch.Tensor] = {}
+        self._acc_n = 0
+        self._window = (time.monotonic(), 0)  # (time, step) at the last status
+
+    # -- events --
+    def emit(self, type: str, payload: dict | None = None) -> None:
+        self.rd.emit(type, self.step, payload)
+
+    def log(self, message: str) -> None:
+        self.emit("log", {"message": message})
+
+    # -- the whole run --
+    def run(self) -> int:
+        atomic_write_bytes(self.rd.pid_path, str(os.getpid()).encode())
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            return self._run()
+        finally:
+            try:
+                self.rd.pid_path.unlink()
+            except OSError:
+                pass
+
+    def _on_signal(self, signum, frame) -> None:
+        self.stop_requested = True
+
+    def _run(self) -> int:
+        self.emit("state", {"state": "starting"})
+        try:
+            self.device = resolve_device(self.cfg.get("device", "auto"))
+        except RuntimeError as e:
+            return self._fail("config", str(e), "choose --device auto, or a device this machine has")
+        configure(self.device)
+        seed = int(self.params.get("seed", 0))
+        torch.manual_seed(seed)
+        ctx = RunContext(device=self.device, log=self.log)
+        try:
+            self.recipe = build_recipe(self.recipe_name, self.params, ctx)
+        except ConfigError as e:
+            return self._fail("config", str(e), "fix the hyperparameter and start again")
+        except (ValueError, OSError) as e:
+            return self._fail("data", str(e), "check dataset and data_path in the settings")
+        self.batch_size = self.recipe.batch_size
+
+        resumed_from = None
+        if self.rd.checkpoint_path.exists():
+            try:
+                self._load(self.rd.checkpoint_path)
+            except CheckpointError as e:
+                return self._fail("checkpoint", str(e), "start a new run; the damaged file was left untouched")
+            resumed_from = self.step
+            self.log(f"resumed from the checkpoint at step {self.step:,}")
+        state = {"state": "running", "device": describe(self.device)}
+        if resumed_from is not None:
+            state["resumed_from"] = resumed_from
+        self.emit("state", state)
+
+        try:
+            return self._loop()
+        except NonFiniteLoss as e:
+            return self._fail(
+                "nan", str(e),
+                "lower the learning rate (lr) or beta in Settings and restart; the last checkpoint "
+                "was saved before the loss went bad",
+            )
+        except torch.OutOfMemoryError:
+            return self._fail("oom", "the device ran out of memory", "lower batch_size or width and restart")
+        except Exception as e:  # a crash in a recipe must still reach the UI as an event
+            traceback.print_exc()
+            return self._fail("crash", f"{type(e).__name__}: {e}", f"see {self.rd.log_path} for the traceback")
+
+    def _loop(self) -> int:
+        sample_interval = SAMPLE_INTERVAL
+        last_sample = last_ckpt = time.monotonic()
+        self._views()  # the untrained model's samples, so the learner sees where it starts
+        tick = time.monotonic()
+        while self.step < self.total_steps:
+            self._poll_commands()
+            if self.stop_requested:
+                self._flush_metrics()
+                self._checkpoint()
+                self.emit("state", {"state": "stopped"})
+                return 0
+            if self.paused and self.pending_steps == 0:
+                if self._acc_n:
+                    self._flush_metrics()
+                time.sleep(0.05)
+                tick = time.monotonic()
+                self._window = (tick, self.step)
+                continue
+            metrics = self.recipe.train_step()
+            self.step += 1
+            inject_nan_for_tests(self.step, metrics)
+            for k, v in metrics.items():
+                self._acc[k] = self._acc[k] + v if k in self._acc else v.clone()
+            self._acc_n += 1
+            now = time.monotonic()
+            self.elapsed += now - tick
+            tick = now
+            if self.pending_steps:
+                self.pending_steps -= 1
+                self._flush_metrics()
+                self._views()
+                continue
+            if now - self._window[0] >= METRICS_INTERVAL:
+                self._flush_metrics()
+            if now - last_sample >= sample_interval:
+                t0 = time.monotonic()
+                self._views()
+                cost = time.monotonic() - t0
+                # Keep the views' share of time bounded: slow views are refreshed less often.
+                sample_interval = max(SAMPLE_INTERVAL, cost / SAMPLE_BUDGET)
+                last_sample = tick = time.monotonic()
+            if now - last_ckpt >= CHECKPOINT_INTERVAL:
+                self._checkpoint()
+                last_ckpt = tick = time.monotonic()
+        self._flush_metrics()
+        self._views()
+        self._checkpoint()
+        self.emit("state", {"state": "finished"})
+        return 0
+
+    # -- control --
+    def _poll_commands(self) -> None:
+        for cmd in self.commands.read_new():
+            name, args = cmd.payload.get("cmd"), cmd.payload.get("args", {})
+            if name == "pause":
+                self.paused = True
+                self.emit("state", {"state": "paused"})
+            elif name == "resume":
+                self.paused = False
+                self.emit("state", {"state": "running"})
+            elif name == "step":
+                if not self.paused:
+                    self.paused = True
+                    self.emit("state", {"state": "paused"})
+                self.pending_steps += max(1, int(args.get("n", 1)))
+            elif name == "stop":
+                self.stop_requested = True
+            elif name == "set":
+                self._set(args.get("key"), args.get("value"))
+            elif name == "sample":
+                self._views()
+            elif name == "checkpoint":
+                self._checkpoint()
+
+    def _set(self, key, value) -> None:
+        spec = {s.name: s for s in specs(get_config_class(self.recipe_name))}.get(key)
+        if spec is None or not spec.live:
+            self.log(f"{key} cannot change while training; restart the run to change it")
+            return
+        try:
+            value = parse_value(spec, value)
+        except ConfigError as e:
+            self.log(f"refused: {e}")
+            return
+        self.recipe.set_live(key, value)
+        self.params[key] = value
+        self.emit("param", {"key": key, "value": value})
+
+    # -- reporting --
+    def _flush_metrics(self) -> None:
+        if not self._acc_n:
+            return
+        names = list(self._acc)
+        # One host-device sync for all metrics, at the reporting rate, not every step.
+        values = (torch.stack([self._acc[k].float() for k in names]) / self._acc_n).tolist()
+        self._acc, self._acc_n = {}, 0
+        bad = [k for k, v in zip(names, values) if not math.isfinite(v)]
+        payload = dict(zip(names, values))
+        self.emit("metric", payload)
+        if bad:
+            raise NonFiniteLoss(f"{', '.join(bad)} became {payload[bad[0]]} at step {self.step:,}")
+        now = time.monotonic()
+        t0, s0 = self._window
+        rate = (self.step - s0) / (now - t0) if now > t0 and self.step > s0 else 0.0
+        self._window = (now, self.step)
+        self.emit("status", {
+            "epoch": self.step * self.batch_size / max(1, self.recipe.train_size),
+            "steps_per_s": rate,
+            "samples_per_s": rate * self.batch_size,
+            "elapsed": self.elapsed,
+            "total_steps": self.total_steps,
+        })
+
+    def _views(self) -> None:
+        metrics = self.recipe.evaluate()
+        if metrics:
+            self.emit("metric", metrics)
+        for art in self.recipe.samples():
+            rel = f"samples/{art.name}-{self.step:08d}." + ("png" if art.kind == "image" else "json")
+            if art.kind == "image":
+                save_png(art.data, self.rd.path / rel)
+            else:
+                atomic_write_json(self.rd.path / rel, art.data)
+            self.emit("sample", {"name": art.name, "kind": art.kind, "path": rel, "caption": art.caption})
+
+    # -- checkpoints --
+    def _checkpoint(self) -> None:
+        self._flush_metrics()  # raises on a NaN first, so a bad model is never saved
+        save_checkpoint(self.rd.checkpoint_path, recipe=self.recipe_name, params=self.params,
+                        step=self.step, elapsed=self.elapsed, state=self.recipe.state_dict())
+        self.emit("checkpoint", {"path": "checkpoints/last.pt"})
+
+    def _load(self, path: Path) -> None:
+        ck = load_checkpoint(path, map_location=self.device)
+        if ck["recipe"] != self.recipe_name:
+            raise CheckpointError(f"{path} belongs to recipe {ck['recipe']!r}, not {self.recipe_name!r}")
+        self.recipe.load_state_dict(ck["state"])
+        set_rng_state(ck["rng"])
+        self.step = int(ck["step"])
+        self.elapsed = float(ck["elapsed"])
+        live = {s.name for s in specs(get_config_class(self.recipe_name)) if s.live}
+        for key, value in ck["params"].items():  # live changes made before the save
+            if key in live and value != self.params.get(key):
+                self._set(key, value)
+
+    def _fail(self, kind: str, message: str, hint: str) -> int:
+        self.emit("error", {"kind": kind, "message": message, "hint": hint})
+        self.emit("state", {"state": "failed"})
+        return 1
+
+
+def inject_nan_for_tests(step: int, metrics: dict) -> None:
+    """GENSTUDIO_FAULT_NAN_AT=N makes the loss NaN from step N on: the tests use it to check
+    that a bad loss stops the run with an event, as a real divergence would."""
+    at = os.environ.get("GENSTUDIO_FAULT_NAN_AT")
+    if at and step >= int(at):
+        for k in metrics:
+            metrics[k] = metrics[k] * float("nan")
+
+
+def main(run_dir: str) -> int:
+    try:
+        runner = Runner(run_dir)
+    except Exception as e:
+        print(f"genstudio engine: {e}", flush=True)
+        return 2
+    return runner.run()

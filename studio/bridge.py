@@ -1,0 +1,97 @@
+"""The one way the UI reaches the engine: start or attach to a run, send it commands, and
+follow its run directory. Widgets never touch the engine; they get RunSnapshot messages.
+
+Torch-free: it starts the engine as a separate process (engine.launch).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import Callable
+
+from engine.launch import start_engine
+from engine.rundir import TERMINAL_STATES, EventTail, History, RunDir
+from studio.messages import RunSnapshot
+
+POLL_INTERVAL = 0.1  # seconds between reads of the event log
+POST_INTERVAL = 0.25  # at most four snapshots a second reach the UI
+MAX_POINTS = 400  # per curve in a snapshot
+
+
+def downsample(points: list[tuple[int, float]], limit: int = MAX_POINTS) -> tuple[list[int], list[float]]:
+    """Keep at most ``limit`` points: means over equal buckets, so spikes still show a
+    little and the last point is always current."""
+    if len(points) > limit:
+        size = len(points) / limit
+        buckets = [points[int(i * size): int((i + 1) * size)] for i in range(limit)]
+        points = [(b[-1][0], sum(v for _, v in b) / len(b)) for b in buckets if b]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+class Bridge:
+    """Holds the run the lesson screen shows."""
+
+    def __init__(self) -> None:
+        self.run: RunDir | None = None
+        self.proc: subprocess.Popen | None = None
+
+    # -- starting --
+    def launch(self, rd: RunDir) -> None:
+        """Start an engine on ``rd`` (a new run, or one to resume from its checkpoint)."""
+        self.run = rd
+        self.proc = start_engine(rd.path)
+
+    def attach(self, rd: RunDir) -> None:
+        rd.read_config()
+        self.run = rd
+        self.proc = None
+
+    # -- commands --
+    def send(self, cmd: str, **args) -> None:
+        if self.run is not None:
+            self.run.send(cmd, **args)
+
+    def engine_alive(self) -> bool:
+        if self.run is None:
+            return False
+        if self.proc is not None:
+            return self.proc.poll() is None  # poll() also reaps our own finished child
+        return self.run.engine_alive()
+
+    # -- following (runs in a thread worker) --
+    def follow(self, post: Callable[[RunSnapshot], None], cancelled: Callable[[], bool]) -> None:
+        rd = self.run
+        if rd is None:
+            return
+        cfg = rd.read_config()
+        total = int(cfg["params"].get("steps", 0))
+        tail = EventTail(rd.events_path)
+        hist = History()
+        version, sample_versions, captions = 0, {}, {}
+        last_post, last_alive, dirty = 0.0, None, True
+        while not cancelled():
+            for ev in tail.read_new():
+                hist.apply(ev)
+                version += 1
+                dirty = True
+                if ev.type == "sample":
+                    sample_versions[ev.payload["name"]] = version
+                    captions[ev.payload["name"]] = ev.payload.get("caption", "")
+            alive = self.engine_alive()
+            if alive != last_alive:
+                dirty, last_alive = True, alive
+            now = time.monotonic()
+            if dirty and now - last_post >= POST_INTERVAL:
+                state = hist.state
+                if state not in TERMINAL_STATES and state != "new" and not alive:
+                    state = "interrupted"
+                post(RunSnapshot(
+                    run_dir=str(rd.path), state=state, device=hist.device, step=hist.step, total_steps=total,
+                    status=dict(hist.status), series={k: downsample(v) for k, v in hist.metrics.items()},
+                    samples={k: str(rd.path / v) for k, v in hist.samples.items()}, captions=dict(captions),
+                    errors=list(hist.errors), logs=hist.logs[-5:], params=dict(hist.params),
+                    has_checkpoint=rd.checkpoint_path.exists(), version=version, sample_versions=dict(sample_versions),
+                ))
+                last_post, dirty = now, False
+            time.sleep(POLL_INTERVAL)

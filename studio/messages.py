@@ -1,0 +1,47 @@
+"""App-wide messages. Small dataclasses of plain values: no tensors, nothing per step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from textual.message import Message
+
+
+@dataclass
+class RunSnapshot(Message):
+    """What a run looks like now, folded from its event log by the bridge's thread worker.
+    Curves are downsampled, so the message stays small however long the run is; a newer
+    snapshot replaces one still waiting in the queue."""
+
+    run_dir: str
+    state: str  # new, starting, running, paused, finished, stopped, failed, interrupted
+    device: str
+    step: int
+    total_steps: int
+    status: dict[str, float]
+    series: dict[str, tuple[list[int], list[float]]]
+    samples: dict[str, str]  # name -> absolute path of the newest artifact
+    captions: dict[str, str]
+    errors: list[dict]
+    logs: list[str]  # the last few log lines
+    params: dict  # live changes that took effect
+    has_checkpoint: bool
+    version: int = 0  # increases with every event seen; widgets skip redraws when unchanged
+    sample_versions: dict[str, int] = field(default_factory=dict)
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunSnapshot) and message.run_dir == self.run_dir
+
+
+@dataclass
+class RunStarted(Message):
+    """The lesson screen switched to a run (new, resumed or attached)."""
+
+    run_dir: str
+
+
+@dataclass
+class QuizFinished(Message):
+    lesson_id: str
+    score: int
+    total: int

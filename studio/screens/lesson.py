@@ -1,0 +1,292 @@
+"""The lesson screen: the lesson text beside a dashboard of live views, with run controls."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Markdown, Static, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from engine.configs import get_config_class, specs
+from engine.rundir import RunDir
+from studio.bridge import Bridge
+from studio.lessons import CODE_LINK, Lesson, get_lesson
+from studio.messages import QuizFinished, RunSnapshot
+from studio.progress import mark_opened, record_quiz
+from studio.widgets.code_view import CodeView
+from studio.widgets.curves import LossCurves
+from studio.widgets.hyperparams import HyperparamForm
+from studio.widgets.image_view import ImageView
+from studio.widgets.latent_map import LatentMap
+from studio.widgets.quiz import QuizPanel
+from studio.widgets.status_line import StatusLine
+
+ACTIVE = ("starting", "running", "paused")
+NARROW = 110  # columns below which the lesson text and the dashboard take turns
+
+
+class LessonScreen(Screen):
+    BINDINGS = [
+        Binding("s", "start", "Start", tooltip="Start a new training run with the Settings values"),
+        Binding("p", "pause", "Pause/resume", tooltip="Pause or resume training"),
+        Binding("n", "step", "Step", tooltip="Run a single training step (pauses first)"),
+        Binding("x", "stop", "Stop", tooltip="Stop training and save a checkpoint"),
+        Binding("r", "reset", "Reset", tooltip="Start over with fresh weights (the old run is kept)"),
+        Binding("u", "continue_run", "Continue", tooltip="Continue this stopped run from its last checkpoint"),
+        Binding("c", "checkpoint", "Checkpoint", tooltip="Save a checkpoint now", show=False),
+        Binding("g", "sample_now", "Sample", tooltip="Refresh the samples now", show=False),
+        Binding("e", "export", "Export PNG", tooltip="Save the current sample grid as a PNG"),
+        Binding("l", "toggle_lesson", "Lesson text", tooltip="Show or hide the lesson text"),
+        Binding("R", "app.show_runs", "Runs", show=False),
+        Binding("escape", "back", "Catalog", tooltip="Back to the catalog (training keeps going)"),
+    ]
+
+    def __init__(self, lesson_id: str, attach: str | None = None) -> None:
+        super().__init__()
+        self.lesson: Lesson = get_lesson(lesson_id)
+        self.spec_list = specs(get_config_class(self.lesson.recipe))
+        self.params = {s.name: s.default for s in self.spec_list}
+        self.bridge = Bridge()
+        self.snapshot: RunSnapshot | None = None
+        self._attach = attach
+
+    # -- layout --
+    def compose(self) -> ComposeResult:
+        yield Static(Text.assemble(("GenStudio", "bold"), "  ›  ", self.lesson.family, "  ›  ",
+                                   (self.lesson.title, "bold")), id="title-bar")
+        with Horizontal(id="lesson-body"):
+            with VerticalScroll(id="lesson-pane"):
+                yield Markdown(self.lesson.body, id="lesson-text", open_links=False)
+            with Vertical(id="dashboard"):
+                yield Static("", id="banner")
+                with TabbedContent(id="tabs"):
+                    with TabPane("Train", id="tab-train"):
+                        with Horizontal():
+                            yield LossCurves(id="curves")
+                            yield ImageView(id="train-samples", caption="samples from fixed latent seeds",
+                                            placeholder="no samples yet: press s to start training")
+                    with TabPane("Samples", id="tab-samples"):
+                        with Horizontal():
+                            yield ImageView(id="samples", placeholder="no samples yet: press s to start training")
+                            yield ImageView(id="recon", placeholder="reconstructions appear once training starts")
+                    with TabPane("Latent", id="tab-latent"):
+                        with Horizontal():
+                            yield LatentMap(id="latent-map")
+                            yield ImageView(id="walk", placeholder="the latent walk appears once training starts")
+                    with TabPane("Settings", id="tab-settings"):
+                        yield HyperparamForm(self.spec_list, self.params, id="form")
+                    with TabPane("Code", id="tab-code"):
+                        yield CodeView(self.lesson.code, id="code")
+                    with TabPane("Quiz", id="tab-quiz"):
+                        yield QuizPanel(self.lesson.id, self.lesson.quiz, id="quiz")
+                yield StatusLine(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        mark_opened(self.lesson.id)
+        self.query_one(StatusLine).update_from(None)
+        self._apply_width(self.size.width)
+        if self._attach:
+            self.attach(RunDir(self._attach))
+
+    def on_resize(self, event) -> None:
+        self._apply_width(event.size.width)
+
+    def _apply_width(self, width: int) -> None:
+        narrow = width < NARROW
+        if narrow != self.has_class("narrow"):
+            self.set_class(narrow, "narrow")
+            self.set_class(False, "show-lesson")
+
+    # -- following a run --
+    def attach(self, rd: RunDir) -> None:
+        cfg = rd.read_config()
+        self.bridge.attach(rd)
+        self._follow_run(cfg)
+
+    def _follow_run(self, cfg: dict) -> None:
+        self.params = dict(cfg["params"])
+        self.query_one(HyperparamForm).set_values(self.params)
+        self.snapshot = None
+        self.follow()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="follow")
+    def follow(self) -> None:
+        worker = get_current_worker()
+        self.bridge.follow(self.post_message, lambda: worker.is_cancelled)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self.notify(f"Lost track of the run: {event.worker.error}", severity="error", timeout=10)
+
+    @on(RunSnapshot)
+    def show_snapshot(self, snap: RunSnapshot) -> None:
+        if self.bridge.run is None or snap.run_dir != str(self.bridge.run.path):
+            return  # a late snapshot of a run we have left
+        old_state = self.snapshot.state if self.snapshot else None
+        self.snapshot = snap
+        self.query_one(LossCurves).update_from(snap)
+        self.query_one(StatusLine).update_from(snap)
+        self.query_one(HyperparamForm).running = snap.state in ("running", "paused")
+        for view_id, name in (("train-samples", "samples"), ("samples", "samples"), ("recon", "recon"), ("walk", "latent_walk")):
+            if name in snap.samples:
+                view = self.query_one(f"#{view_id}", ImageView)
+                step = Path(snap.samples[name]).stem.rsplit("-", 1)[-1].lstrip("0") or "0"
+                view.caption = f"{snap.captions.get(name, name)} · step {step}"
+                view.path = snap.samples[name]
+        if "latent_map" in snap.samples:
+            self.query_one(LatentMap).load(snap.samples["latent_map"])
+        self._show_banner(snap)
+        if snap.state != old_state:
+            self.refresh_bindings()
+
+    def _show_banner(self, snap: RunSnapshot) -> None:
+        banner = self.query_one("#banner", Static)
+        message = None
+        if snap.state == "failed" and snap.errors:
+            err = snap.errors[-1]
+            message = Text.assemble(("✗ Training stopped: ", "bold"), err.get("message", ""), "\n",
+                                    ("What to try: ", "bold"), err.get("hint", ""))
+        elif snap.state == "interrupted":
+            ck = " Its last checkpoint is intact: press u to continue from it." if snap.has_checkpoint else ""
+            message = Text.assemble(("✗ The engine process ended unexpectedly", "bold"),
+                                    f" at step {snap.step:,} (killed, or it crashed: see engine.log in the run folder).{ck}")
+        elif snap.state == "finished":
+            message = Text(f"✓ Finished {snap.step:,} steps. Press s for a new run, e to export the samples, "
+                           "or take the quiz.")
+        banner.update(message or "")
+        banner.set_class(message is not None, "visible")
+        banner.set_class(snap.state in ("failed", "interrupted"), "error")
+
+    # -- actions --
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        state = self.snapshot.state if self.snapshot else "new"
+        if action == "start":
+            return state not in ACTIVE
+        if action in ("pause", "step", "stop", "checkpoint", "sample_now"):
+            return state in ACTIVE
+        if action == "reset":
+            return self.bridge.run is not None
+        if action == "continue_run":
+            snap = self.snapshot
+            return bool(snap and snap.state in ("stopped", "interrupted") and snap.has_checkpoint
+                        and snap.step < snap.total_steps)
+        if action == "export":
+            return bool(self.snapshot and "samples" in self.snapshot.samples)
+        return True
+
+    def _new_run(self, params: dict) -> None:
+        from studio.cli import UsageError, create_run
+
+        try:
+            rd = create_run(self.lesson.recipe, [f"{k}={v}" for k, v in params.items()], None, "auto", None,
+                            lesson=self.lesson.id)
+        except UsageError as e:
+            self.notify(str(e), severity="error", timeout=8)
+            return
+        self.bridge.launch(rd)
+        self._follow_run(rd.read_config())
+        self.query_one(StatusLine).update(Text(f"● starting {rd.name} …", style="bold cyan"))
+        self.refresh_bindings()
+
+    def action_start(self) -> None:
+        self._new_run(self.params)
+
+    def action_pause(self) -> None:
+        if self.snapshot and self.snapshot.state == "paused":
+            self.bridge.send("resume")
+        else:
+            self.bridge.send("pause")
+
+    def action_step(self) -> None:
+        self.bridge.send("step")
+
+    def action_stop(self) -> None:
+        self.bridge.send("stop")
+        self.notify("Stopping: a checkpoint is being saved.")
+
+    def action_reset(self) -> None:
+        if self.snapshot and self.snapshot.state in ACTIVE:
+            self.bridge.send("stop")
+        self._new_run(self.params)
+        self.notify("Started over with fresh weights; the previous run is kept in Runs.")
+
+    def action_continue_run(self) -> None:
+        rd = self.bridge.run
+        if rd is None:
+            return
+        self.bridge.launch(rd)
+        self._follow_run(rd.read_config())
+        self.notify(f"Continuing {rd.name} from step {self.snapshot.step if self.snapshot else 0:,}.")
+
+    def action_checkpoint(self) -> None:
+        self.bridge.send("checkpoint")
+        self.notify("Checkpoint requested.")
+
+    def action_sample_now(self) -> None:
+        self.bridge.send("sample")
+
+    def action_export(self) -> None:
+        if not self.snapshot or "samples" not in self.snapshot.samples:
+            return
+        src = Path(self.snapshot.samples["samples"])
+        dest = Path.cwd() / f"genstudio-{self.bridge.run.name}-{src.stem.rsplit('-', 1)[-1]}.png"
+        try:
+            shutil.copyfile(src, dest)
+        except OSError as e:
+            self.notify(f"Could not export: {e}", severity="error")
+            return
+        self.notify(f"Saved the sample grid to {dest}", timeout=8)
+
+    def action_toggle_lesson(self) -> None:
+        if self.has_class("narrow"):
+            self.toggle_class("show-lesson")
+        else:
+            self.toggle_class("hide-lesson")
+
+    def action_back(self) -> None:
+        if self.snapshot and self.snapshot.state in ACTIVE:
+            self.app.notify("Training keeps going in the background; Runs (R) reattaches to it.")
+        self.workers.cancel_group(self, "follow")
+        self.app.pop_screen()
+
+    # -- form, links, quiz --
+    @on(HyperparamForm.Submitted)
+    def form_submitted(self, event: HyperparamForm.Submitted) -> None:
+        if not event.restart:
+            for key, value in event.changed.items():
+                self.bridge.send("set", key=key, value=value)
+            self.params.update(event.changed)
+            self.notify(f"Applied live: {', '.join(f'{k}={v}' for k, v in event.changed.items())}")
+            return
+        self.params = dict(event.values)
+        active = self.snapshot is not None and self.snapshot.state in ACTIVE
+        if active:
+            self.bridge.send("stop")
+        self._new_run(self.params)
+        changed = ", ".join(f"{k}={v}" for k, v in event.changed.items())
+        self.notify(f"{'Restarted' if active else 'Started'} with {changed}; earlier runs are kept in Runs.")
+        self.query_one(TabbedContent).active = "tab-train"
+
+    @on(Markdown.LinkClicked)
+    def link_clicked(self, event: Markdown.LinkClicked) -> None:
+        m = CODE_LINK.match(event.href)
+        if not m:
+            self.app.open_url(event.href)
+            return
+        self.query_one(TabbedContent).active = "tab-code"
+        if self.has_class("show-lesson"):
+            self.remove_class("show-lesson")
+        if not self.query_one(CodeView).show(m["path"], m["symbol"]):
+            self.notify(f"No such code: {m['path']}", severity="warning")
+
+    @on(QuizFinished)
+    def quiz_finished(self, event: QuizFinished) -> None:
+        record_quiz(event.lesson_id, event.score, event.total)

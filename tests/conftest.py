@@ -1,0 +1,43 @@
+"""Shared fixtures. Every test runs with GENSTUDIO_HOME in a temporary folder; the cache
+(embedded digits, the digit classifier) is shared by the whole session so it is built once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, shared_cache, monkeypatch) -> Path:
+    """A fresh GenStudio home per test, whose cache/ links to the session's shared cache."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "cache").symlink_to(shared_cache, target_is_directory=True)
+    monkeypatch.setenv("GENSTUDIO_HOME", str(home))
+    monkeypatch.delenv("GENSTUDIO_FAULT_NAN_AT", raising=False)
+    return home
+
+
+TINY = {"train_size": 512, "batch_size": 32, "width": 8, "latent_dim": 2, "steps": 40}
+
+
+def make_run(path: Path, recipe: str = "vae", **params) -> "object":
+    from engine.configs import get_config_class, validate
+    from dataclasses import asdict
+    from engine.rundir import RunDir
+
+    cfg = validate(get_config_class(recipe), {**TINY, **params})
+    path.mkdir(parents=True, exist_ok=True)
+    rd = RunDir(path)
+    rd.write_config(recipe, asdict(cfg), device="cpu", lesson="vae-digits")
+    return rd

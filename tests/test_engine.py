@@ -1,0 +1,231 @@
+"""The runner and the VAE recipe on tiny CPU configs: learning, control, checkpoints,
+exact resume, NaN handling, refusing unsafe checkpoints, and the run-directory format."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import threading
+import time
+
+import pytest
+import torch
+
+from conftest import TINY, make_run
+from engine.checkpoint import CheckpointError, load_checkpoint
+from engine.configs.vae import VAEConfig
+from engine.recipes.base import RunContext
+from engine.recipes.vae import VAERecipe
+from engine.rundir import FORMAT_VERSION, RunDir, read_history
+from engine.runner import Runner
+
+
+def test_vae_loss_falls_on_a_tiny_config():
+    torch.manual_seed(0)
+    cfg = VAEConfig(**{**TINY, "width": 16, "lr": 3e-3})
+    recipe = VAERecipe(RunContext(device=torch.device("cpu"), log=lambda m: None), cfg)
+    first = [recipe.train_step()["train/loss"].item() for _ in range(5)]
+    for _ in range(150):
+        recipe.train_step()
+    last = [recipe.train_step()["train/loss"].item() for _ in range(5)]
+    assert sum(last) / 5 < 0.7 * sum(first) / 5
+
+
+def test_samples_have_the_right_shape_and_range():
+    cfg = VAEConfig(**TINY)
+    recipe = VAERecipe(RunContext(device=torch.device("cpu"), log=lambda m: None), cfg)
+    images = recipe.sample_images(10, torch.Generator().manual_seed(0))
+    assert images.shape == (10, 1, 28, 28)
+    assert images.min() >= 0 and images.max() <= 1
+    arts = {a.name: a for a in recipe.samples()}
+    assert set(arts) == {"samples", "recon", "latent_map", "latent_walk"}
+    assert arts["samples"].data.shape == (8 * 30 + 2, 8 * 30 + 2)  # 8x8 grid, 2px padding
+    assert len(arts["latent_map"].data["x"]) == len(arts["latent_map"].data["label"])
+
+
+def test_run_directory_format(tmp_path):
+    rd = make_run(tmp_path / "run", steps=30)
+    assert Runner(rd.path).run() == 0
+    cfg = json.loads(rd.config_path.read_text())
+    assert cfg["format"] == FORMAT_VERSION and cfg["recipe"] == "vae" and cfg["params"]["steps"] == 30
+    lines = rd.events_path.read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    assert all(set(e) == {"type", "step", "time", "payload"} for e in events)
+    states = [e["payload"]["state"] for e in events if e["type"] == "state"]
+    assert states[0] == "starting" and states[-1] == "finished"
+    hist = read_history(rd)
+    assert hist.step == 30
+    assert {"train/loss", "train/recon", "train/kl", "val/loss", "quality/recognisability"} <= set(hist.metrics)
+    for name, rel in hist.samples.items():
+        assert (rd.path / rel).exists(), name
+    assert rd.checkpoint_path.exists()
+    assert not rd.pid_path.exists()  # removed when the engine exits
+    # Metrics are rate-limited: far fewer metric events than steps would be per-step logging.
+    assert sum(e["type"] == "metric" for e in events) <= 30
+
+
+def test_checkpoint_round_trip(tmp_path):
+    rd = make_run(tmp_path / "run", steps=12)
+    Runner(rd.path).run()
+    ck = load_checkpoint(rd.checkpoint_path)
+    assert ck["step"] == 12 and ck["recipe"] == "vae"
+    cfg = VAEConfig(**{**TINY, "steps": 12})
+    recipe = VAERecipe(RunContext(device=torch.device("cpu"), need_data=False), cfg)
+    recipe.load_state_dict(ck["state"])
+    for k, v in recipe.model.state_dict().items():
+        assert torch.equal(v, ck["state"]["model"][k])
+
+
+def _final_weights(rd: RunDir) -> dict:
+    return load_checkpoint(rd.checkpoint_path)["state"]["model"]
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = make_run(tmp_path / "straight", steps=30)
+    assert Runner(straight.path).run() == 0
+
+    split = make_run(tmp_path / "split", steps=15)
+    assert Runner(split.path).run() == 0
+    cfg = json.loads(split.config_path.read_text())
+    cfg["params"]["steps"] = 30
+    split.config_path.write_text(json.dumps(cfg))
+    assert Runner(split.path).run() == 0
+
+    a, b = _final_weights(straight), _final_weights(split)
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed run diverged from the uninterrupted one"
+    hist = read_history(split)
+    assert hist.step == 30
+    steps = [s for s, _ in hist.metrics["train/loss"]]
+    assert steps == sorted(steps) and steps[-1] == 30
+    resumed = [e for e in split.events() if e.type == "state" and "resumed_from" in e.payload]
+    assert resumed and resumed[0].payload["resumed_from"] == 15
+
+
+def test_history_drops_metrics_after_the_checkpoint_on_resume(tmp_path):
+    rd = make_run(tmp_path / "run")
+    rd.emit("metric", 10, {"train/loss": 5.0})
+    rd.emit("metric", 20, {"train/loss": 4.0})  # logged, then the process was killed
+    rd.emit("state", 10, {"state": "running", "resumed_from": 10})
+    rd.emit("metric", 11, {"train/loss": 4.9})
+    hist = read_history(rd)
+    assert hist.metrics["train/loss"] == [(10, 5.0), (11, 4.9)]
+
+
+def test_nan_loss_stops_the_run_with_an_event(tmp_path, monkeypatch):
+    rd = make_run(tmp_path / "run", steps=200)
+    monkeypatch.setenv("GENSTUDIO_FAULT_NAN_AT", "5")
+    assert Runner(rd.path).run() == 1
+    hist = read_history(rd)
+    assert hist.state == "failed"
+    assert hist.errors and hist.errors[-1]["kind"] == "nan"
+    assert "learning rate" in hist.errors[-1]["hint"]
+    assert not rd.checkpoint_path.exists()  # a NaN model is never saved
+
+
+def test_live_learning_rate_change_and_bad_values(tmp_path):
+    rd = make_run(tmp_path / "run", steps=20)
+    rd.send("set", key="lr", value=0.0005)
+    rd.send("set", key="lr", value=5.0)  # out of range: refused, logged
+    rd.send("set", key="beta", value=2.0)  # not live: refused, logged
+    assert Runner(rd.path).run() == 0
+    hist = read_history(rd)
+    assert hist.params == {"lr": 0.0005}
+    assert any("refused" in m for m in hist.logs)
+    assert any("beta cannot change" in m for m in hist.logs)
+    assert load_checkpoint(rd.checkpoint_path)["params"]["lr"] == 0.0005
+
+
+def test_pause_step_and_stop_commands(tmp_path):
+    rd = make_run(tmp_path / "run", steps=100_000)
+    seen: list[str] = []
+
+    def wait_for(pred, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            hist = read_history(rd)
+            if pred(hist):
+                return hist
+            time.sleep(0.02)
+        raise AssertionError("timed out waiting for the runner")
+
+    def drive():
+        try:
+            wait_for(lambda h: h.state == "running")
+            rd.send("pause")
+            h = wait_for(lambda h: h.state == "paused")
+            paused_at = h.step
+            time.sleep(0.3)
+            assert read_history(rd).step == paused_at, "steps ran while paused"
+            rd.send("step")
+            wait_for(lambda h: h.step == paused_at + 1)
+            rd.send("step")
+            wait_for(lambda h: h.step == paused_at + 2)
+            time.sleep(0.2)
+            assert read_history(rd).step == paused_at + 2
+            rd.send("resume")
+            wait_for(lambda h: h.step > paused_at + 5)
+            seen.append("ok")
+        finally:
+            rd.send("stop")
+
+    thread = threading.Thread(target=drive)
+    thread.start()
+    assert Runner(rd.path).run() == 0
+    thread.join()
+    assert seen == ["ok"]
+    hist = read_history(rd)
+    assert hist.state == "stopped"
+    assert load_checkpoint(rd.checkpoint_path)["step"] == hist.step
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/genstudio-pwned",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": 1, "state": _Exploit()}, path)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(path)
+    assert not os.path.exists("/tmp/genstudio-pwned")
+
+
+def test_runner_refuses_an_unsafe_checkpoint_and_keeps_it(tmp_path):
+    rd = make_run(tmp_path / "run")
+    rd.checkpoint_path.parent.mkdir(parents=True)
+    torch.save({"format": 1, "state": _Exploit()}, rd.checkpoint_path)
+    before = rd.checkpoint_path.read_bytes()
+    assert Runner(rd.path).run() == 1
+    hist = read_history(rd)
+    assert hist.errors[-1]["kind"] == "checkpoint" and "refused" in hist.errors[-1]["message"]
+    assert rd.checkpoint_path.read_bytes() == before
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_checkpoint(path)
+    pickle_path = tmp_path / "plain.pt"
+    torch.save({"hello": 1}, pickle_path)
+    with pytest.raises(CheckpointError, match="not a GenStudio checkpoint"):
+        load_checkpoint(pickle_path)
+
+
+def test_bad_hyperparameter_in_config_fails_with_an_event(tmp_path):
+    rd = make_run(tmp_path / "run")
+    cfg = json.loads(rd.config_path.read_text())
+    cfg["params"]["beta"] = -3
+    rd.config_path.write_text(json.dumps(cfg))
+    assert Runner(rd.path).run() == 1
+    err = read_history(rd).errors[-1]
+    assert err["kind"] == "config" and "beta" in err["message"]
+
+
+def test_missing_data_path_fails_with_an_event(tmp_path):
+    rd = make_run(tmp_path / "run", dataset="mnist", data_path=str(tmp_path / "nowhere"))
+    assert Runner(rd.path).run() == 1
+    err = read_history(rd).errors[-1]
+    assert err["kind"] == "data" and "mnist" in err["message"].lower()

@@ -1,0 +1,257 @@
+"""The studio, driven by a Pilot: catalog, lesson, a real engine process training, pause and
+resume, form validation, quiz progress, code links, failure banners, and snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import TINY, make_run
+from engine.rundir import RunDir, read_history
+from studio.app import GenStudioApp
+from studio.messages import RunSnapshot
+from studio.progress import load_progress
+from studio.screens.catalog import CatalogScreen
+from studio.screens.lesson import LessonScreen
+from studio.widgets.code_view import CodeView
+from studio.widgets.curves import LossCurves
+from studio.widgets.hyperparams import HyperparamForm
+from studio.widgets.image_view import ImageView
+
+
+async def wait_for(pilot, predicate, timeout: float = 90.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def lesson_screen(app) -> LessonScreen:
+    assert isinstance(app.screen, LessonScreen), type(app.screen)
+    return app.screen
+
+
+async def fill_form(pilot, screen: LessonScreen, values: dict) -> None:
+    screen.query_one("#tabs").active = "tab-settings"
+    await pilot.pause()
+    for key, value in values.items():
+        screen.query_one(f"#hp-{key}").value = str(value)
+    await pilot.pause()
+
+
+async def test_catalog_lists_the_lesson_and_opens_it():
+    app = GenStudioApp(graphics="halfblock")
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert isinstance(app.screen, CatalogScreen)
+        ol = app.screen.query_one("#lesson-list")
+        labels = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
+        assert any("Variational autoencoder: handwritten digits" in l for l in labels)
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = lesson_screen(app)
+        assert screen.lesson.id == "vae-digits"
+        assert "reparameter" in screen.query_one("#lesson-text").source.lower()
+    assert load_progress()["lessons"]["vae-digits"]["opened"] is True
+
+
+async def test_train_live_from_the_studio_pause_resume_stop():
+    """Starts a real engine process from the form, sees metrics and samples arrive."""
+    app = GenStudioApp(graphics="halfblock", lesson="vae-digits")
+    snapshots: list[RunSnapshot] = []
+
+    def hook(message):
+        if isinstance(message, RunSnapshot):
+            snapshots.append(message)
+
+    async with app.run_test(size=(160, 48), message_hook=hook) as pilot:
+        screen = lesson_screen(app)
+        await fill_form(pilot, screen, {**TINY, "steps": 1_000_000})
+        await pilot.click("#form-apply")
+        await wait_for(pilot, lambda: screen.snapshot is not None and screen.snapshot.state == "running", what="running")
+        await wait_for(pilot, lambda: "train/loss" in screen.snapshot.series and "samples" in screen.snapshot.samples,
+                       what="metrics and samples")
+        screen.query_one("#tabs").active = "tab-train"
+        await pilot.pause()
+        assert screen.query_one("#train-samples", ImageView).path == screen.snapshot.samples["samples"]
+        assert screen.query_one(LossCurves)._version > 0
+        status = str(screen.query_one("#status").render())
+        assert "running" in status and "steps/s" in status and "cpu" in status
+
+        await pilot.press("p")
+        await wait_for(pilot, lambda: screen.snapshot.state == "paused", what="paused")
+        paused_at = screen.snapshot.step
+        await pilot.press("n")
+        await wait_for(pilot, lambda: screen.snapshot.step == paused_at + 1, what="single step")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: screen.snapshot.state == "running" and screen.snapshot.step > paused_at + 3,
+                       what="resumed")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: screen.snapshot.state == "stopped", what="stopped")
+        assert screen.snapshot.has_checkpoint
+        assert app.screen.check_action("continue_run", ()) is True
+    assert snapshots and all(isinstance(s.step, int) for s in snapshots)
+    rd = RunDir(snapshots[-1].run_dir)
+    assert read_history(rd).params == {}
+    assert rd.config_path.exists()
+
+
+async def test_form_refuses_bad_values_with_a_message():
+    app = GenStudioApp(graphics="halfblock", lesson="vae-digits")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = lesson_screen(app)
+        await fill_form(pilot, screen, {"lr": "fast", "batch_size": "0"})
+        await pilot.click("#form-apply")
+        await pilot.pause()
+        error = str(screen.query_one("#form-error").render())
+        assert "lr must be a number" in error and "batch_size = 0 is out of range" in error
+        assert screen.bridge.run is None  # nothing started
+
+
+async def test_quiz_feedback_and_progress():
+    app = GenStudioApp(graphics="halfblock", lesson="vae-digits")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = lesson_screen(app)
+        screen.query_one("#tabs").active = "tab-quiz"
+        await pilot.pause()
+        questions = screen.lesson.quiz
+        from textual.widgets import RadioSet
+
+        for i, q in enumerate(questions):
+            radio = screen.query_one(f"#q{i}", RadioSet)
+            wrong = (q.answer + 1) % len(q.choices) if i == 0 else q.answer
+            list(radio.query("RadioButton"))[wrong].value = True
+        await pilot.pause()
+        await pilot.click("#quiz-check")
+        await pilot.pause()
+        assert "✗" in str(screen.query_one("#fb0").render())
+        assert "✓" in str(screen.query_one("#fb1").render())
+        entry = load_progress()["lessons"]["vae-digits"]
+        assert entry["quiz_best"] == len(questions) - 1 and not entry["quiz_passed"]
+        list(screen.query_one("#q0", RadioSet).query("RadioButton"))[questions[0].answer].value = True
+        await pilot.pause()
+        await pilot.click("#quiz-check")
+        await pilot.pause()
+        assert load_progress()["lessons"]["vae-digits"]["quiz_passed"] is True
+
+
+async def test_code_links_jump_to_the_definition():
+    app = GenStudioApp(graphics="halfblock", lesson="vae-digits")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = lesson_screen(app)
+        from textual.widgets import Markdown
+
+        md = screen.query_one("#lesson-text", Markdown)
+        md.post_message(Markdown.LinkClicked(md, "code:engine/models/vae.py#VAE.reparameterize"))
+        await pilot.pause()
+        assert screen.query_one("#tabs").active == "tab-code"
+        caption = str(screen.query_one("#code-caption").render())
+        assert "engine/models/vae.py" in caption and "VAE.reparameterize" in caption
+        assert screen.query_one(CodeView).current == "engine/models/vae.py"
+
+
+def test_every_code_link_in_the_lessons_resolves():
+    from studio.lessons import CODE_LINK, REPO_ROOT, find_symbol, load_lessons
+    import re
+
+    for lesson in load_lessons():
+        links = re.findall(r"\]\((code:[^)]+)\)", lesson.body)
+        assert links, lesson.id
+        for link in links:
+            m = CODE_LINK.match(link)
+            assert m, link
+            source = (REPO_ROOT / m["path"]).read_text()
+            assert find_symbol(source, m["symbol"]) is not None, link
+        for path in lesson.code:
+            assert (REPO_ROOT / path).exists(), path
+
+
+def _fixture_run(tmp_path: Path, state: str, error: dict | None = None) -> RunDir:
+    """A deterministic finished/failed/interrupted run with metrics and sample images."""
+    rd = make_run(tmp_path / f"fixture-{state}", steps=400)
+    rd.emit("state", 0, {"state": "starting"})
+    rd.emit("state", 0, {"state": "running", "device": "cpu (2 threads)"})
+    rng = np.random.default_rng(0)
+    for step in range(10, 401, 10):
+        loss = 200 * np.exp(-step / 120) + 110
+        rd.emit("metric", step, {"train/loss": loss, "train/recon": loss - 12, "train/kl": 12.0})
+        if step % 50 == 0:
+            rd.emit("metric", step, {"val/loss": loss + 3, "val/recon": loss - 9, "val/kl": 12.0,
+                                     "quality/recognisability": min(0.95, step / 400), "quality/coverage": 1.0})
+        rd.emit("status", step, {"epoch": step * 32 / 512, "steps_per_s": 50.0, "samples_per_s": 1600.0,
+                                 "elapsed": step / 50, "total_steps": 400})
+    grid = (rng.random((8 * 30 + 2, 8 * 30 + 2)) * 255).astype(np.uint8)
+    rd.samples_dir.mkdir(exist_ok=True)
+    for name in ("samples", "recon", "latent_walk"):
+        Image.fromarray(grid).save(rd.samples_dir / f"{name}-00000400.png")
+        rd.emit("sample", 400, {"name": name, "kind": "image", "path": f"samples/{name}-00000400.png", "caption": name})
+    pts = rng.normal(size=(100, 2))
+    (rd.samples_dir / "latent_map-00000400.json").write_text(
+        __import__("json").dumps({"x": pts[:, 0].tolist(), "y": pts[:, 1].tolist(),
+                                  "label": [i % 10 for i in range(100)], "projection": "z[0] against z[1]"}))
+    rd.emit("sample", 400, {"name": "latent_map", "kind": "points", "path": "samples/latent_map-00000400.json"})
+    if error:
+        rd.emit("error", 400, error)
+    if state != "interrupted":
+        rd.emit("state", 400, {"state": state})
+    return rd
+
+
+async def test_a_failed_run_explains_itself(tmp_path):
+    rd = _fixture_run(tmp_path, "failed", {"kind": "nan", "message": "train/loss became nan at step 400",
+                                            "hint": "lower the learning rate (lr)"})
+    app = GenStudioApp(graphics="halfblock", attach=str(rd.path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = lesson_screen(app)
+        await wait_for(pilot, lambda: screen.snapshot is not None, what="snapshot")
+        banner = str(screen.query_one("#banner").render())
+        assert "became nan" in banner and "lower the learning rate" in banner
+
+
+async def test_a_killed_engine_is_reported(tmp_path):
+    rd = _fixture_run(tmp_path, "interrupted")
+    (rd.checkpoint_path.parent).mkdir(parents=True)
+    rd.checkpoint_path.write_bytes(b"x")
+    app = GenStudioApp(graphics="halfblock", attach=str(rd.path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = lesson_screen(app)
+        await wait_for(pilot, lambda: screen.snapshot is not None, what="snapshot")
+        assert screen.snapshot.state == "interrupted"
+        banner = str(screen.query_one("#banner").render())
+        assert "ended unexpectedly" in banner and "press u to continue" in banner
+        assert screen.check_action("continue_run", ()) is True
+
+
+async def test_too_small_terminal_says_so():
+    app = GenStudioApp(graphics="halfblock")
+    async with app.run_test(size=(60, 20)) as pilot:
+        await pilot.pause()
+        assert "needs at least 80x24" in str(app.screen.query_one("#too-small").render())
+
+
+# -- snapshots of the main screens (deterministic fixtures) --
+
+def test_snapshot_catalog(snap_compare):
+    assert snap_compare(GenStudioApp(graphics="halfblock"), terminal_size=(100, 30))
+
+
+def test_snapshot_lesson_with_a_finished_run(snap_compare, tmp_path):
+    rd = _fixture_run(tmp_path, "finished")
+
+    async def settle(pilot):
+        screen = pilot.app.screen
+        await wait_for(pilot, lambda: getattr(screen, "snapshot", None) is not None, what="snapshot")
+        await pilot.pause(0.3)
+
+    assert snap_compare(GenStudioApp(graphics="halfblock", attach=str(rd.path)), terminal_size=(140, 40),
+                        run_before=settle)
+
+
+def test_snapshot_lesson_narrow(snap_compare):
+    assert snap_compare(GenStudioApp(graphics="halfblock", lesson="vae-digits"), terminal_size=(80, 24))
