@@ -11,10 +11,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train the run described by RUN_DIR/config.json")
     run.add_argument("run_dir")
+    run.add_argument("--commands-from", type=int, default=0,
+                     help="byte offset in commands.jsonl of the first command for this process")
     args = parser.parse_args(argv)
     from engine.runner import main as run_main
 
-    return run_main(args.run_dir)
+    return run_main(args.run_dir, args.commands_from)
 
 
 if __name__ == "__main__":

@@ -58,10 +58,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         # weights_only refuses any pickle that would import or call arbitrary code.
-        raise CheckpointError(
-            f"refused to load {path}: it contains Python objects that would run code when loaded "
-            f"({str(e).splitlines()[0][:160]}). Only load checkpoints GenStudio wrote."
-        ) from None
+        globals_ = [line.strip() for line in str(e).splitlines() if "GLOBAL" in line]
+        if globals_:
+            raise CheckpointError(
+                f"refused to load {path}: it would run code when loaded ({globals_[0]}). "
+                f"Only load checkpoints GenStudio wrote."
+            ) from None
+        raise CheckpointError(f"{path} is damaged or not a checkpoint; it was not loaded.") from None
     except Exception as e:  # truncated zip, wrong magic number, ...
         raise CheckpointError(f"{path} is damaged and cannot be read ({type(e).__name__}: {e}).") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT or "state" not in payload:

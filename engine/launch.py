@@ -16,6 +16,9 @@ from pathlib import Path
 from engine.rundir import RunDir, pid_alive
 
 
+LAUNCHED: list[subprocess.Popen] = []  # every engine this process started (the tests clean up with it)
+
+
 def start_engine(run_dir: str | Path, env: dict | None = None) -> subprocess.Popen:
     rd = RunDir(run_dir)
     rd.read_config()  # fail here, with a clear message, rather than in the child
@@ -27,12 +30,16 @@ def start_engine(run_dir: str | Path, env: dict | None = None) -> subprocess.Pop
     child_env["PYTHONPATH"] = root + (os.pathsep + child_env["PYTHONPATH"] if child_env.get("PYTHONPATH") else "")
     if env:
         child_env.update(env)
+    # Commands already in the log belong to earlier processes of this run: skip them.
+    offset = rd.commands_path.stat().st_size if rd.commands_path.exists() else 0
     try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "engine", "run", str(rd.path)],
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine", "run", str(rd.path), "--commands-from", str(offset)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, env=child_env, cwd=str(rd.path),
         )
+        LAUNCHED.append(proc)
+        return proc
     finally:
         log.close()
 

@@ -259,16 +259,16 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-class EventTail:
+class JsonlTail:
     """Reads whole new lines of an append-only JSONL file, remembering its offset. A
-    partly written last line is left for the next read."""
+    partly written last line is left for the next read; a damaged line is skipped."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, offset: int = 0):
         self.path = Path(path)
-        self.offset = 0
+        self.offset = offset
         self._buf = b""
 
-    def read_new(self) -> Iterator[Event]:
+    def read_objects(self) -> Iterator[dict]:
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
@@ -284,9 +284,21 @@ class EventTail:
                 continue
             try:
                 obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                yield obj
+
+
+class EventTail(JsonlTail):
+    """A JsonlTail over an event log, yielding Events."""
+
+    def read_new(self) -> Iterator[Event]:
+        for obj in self.read_objects():
+            try:
                 yield Event(obj["type"], int(obj.get("step", 0)), float(obj.get("time", 0.0)), obj.get("payload", {}))
-            except (ValueError, KeyError, TypeError):
-                continue  # a damaged line never stops a reader
+            except (KeyError, TypeError, ValueError):
+                continue
 
 
 @dataclass
@@ -304,7 +316,7 @@ class History:
     logs: list[str] = field(default_factory=list)
 
     def apply(self, ev: Event) -> None:
-        self.step = max(self.step, ev.step) if ev.type != "state" or "resumed_from" not in ev.payload else ev.step
+        self.step = max(self.step, ev.step)
         if ev.type == "metric":
             for k, v in ev.payload.items():
                 if isinstance(v, (int, float)):

@@ -22,7 +22,7 @@ from engine.device import configure, describe, resolve_device
 from engine.imaging import save_png
 from engine.recipes import build_recipe
 from engine.recipes.base import RunContext
-from engine.rundir import EventTail, RunDir, atomic_write_bytes, atomic_write_json
+from engine.rundir import JsonlTail, RunDir, atomic_write_bytes, atomic_write_json
 
 METRICS_INTERVAL = 0.1  # seconds between metric events: at most ~10 a second
 SAMPLE_INTERVAL = 3.0  # seconds between sample refreshes, at the least
@@ -35,7 +35,10 @@ class NonFiniteLoss(RuntimeError):
 
 
 class Runner:
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, commands_from: int = 0):
+        """``commands_from``: byte offset in commands.jsonl where this process's commands
+        start; the launcher passes the file's size at launch, so a resumed run does not
+        replay the commands of the process before it."""
         self.rd = RunDir(run_dir)
         self.cfg = self.rd.read_config()
         self.recipe_name = self.cfg["recipe"]
@@ -46,7 +49,7 @@ class Runner:
         self.paused = False
         self.stop_requested = False
         self.pending_steps = 0  # single steps requested while paused
-        self.commands = EventTail(self.rd.commands_path)
+        self.commands = JsonlTail(self.rd.commands_path, offset=commands_from)
         self._acc: dict[str, torch.Tensor] = {}
         self._acc_n = 0
         self._window = (time.monotonic(), 0)  # (time, step) at the last status
@@ -172,8 +175,8 @@ class Runner:
 
     # -- control --
     def _poll_commands(self) -> None:
-        for cmd in self.commands.read_new():
-            name, args = cmd.payload.get("cmd"), cmd.payload.get("args", {})
+        for cmd in self.commands.read_objects():
+            name, args = cmd.get("cmd"), cmd.get("args") or {}
             if name == "pause":
                 self.paused = True
                 self.emit("state", {"state": "paused"})
@@ -234,10 +237,16 @@ class Runner:
         })
 
     def _views(self) -> None:
-        metrics = self.recipe.evaluate()
+        # Views run at wall-clock times, so they must not consume the training RNG streams:
+        # otherwise the same run would train differently depending on when it was watched,
+        # and a resumed run would not continue exactly.
+        cuda = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            metrics = self.recipe.evaluate()
+            artifacts = self.recipe.samples()
         if metrics:
             self.emit("metric", metrics)
-        for art in self.recipe.samples():
+        for art in artifacts:
             rel = f"samples/{art.name}-{self.step:08d}." + ("png" if art.kind == "image" else "json")
             if art.kind == "image":
                 save_png(art.data, self.rd.path / rel)
@@ -280,9 +289,9 @@ def inject_nan_for_tests(step: int, metrics: dict) -> None:
             metrics[k] = metrics[k] * float("nan")
 
 
-def main(run_dir: str) -> int:
+def main(run_dir: str, commands_from: int = 0) -> int:
     try:
-        runner = Runner(run_dir)
+        runner = Runner(run_dir, commands_from=commands_from)
     except Exception as e:
         print(f"genstudio engine: {e}", flush=True)
         return 2

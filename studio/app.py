@@ -40,26 +40,26 @@ class GenStudioApp(App):
         super().__init__()
         self.graphics_mode, self.graphics_reason = detect_mode_with_reason(graphics)
         self._lesson = lesson
-        self._attach = attach
+        self._attach_to = attach
 
     def on_mount(self) -> None:
         self.push_screen(CatalogScreen())
-        if self._attach:
+        if self._attach_to:
             from engine.rundir import RunDir
             from studio.lessons import lesson_for_recipe
 
-            cfg = RunDir(self._attach).read_config()
+            cfg = RunDir(self._attach_to).read_config()
             lesson = cfg.get("lesson") or getattr(lesson_for_recipe(cfg["recipe"]), "id", None)
             if lesson is None:
                 self.notify(f"No lesson shows recipe {cfg['recipe']!r}", severity="error")
             else:
-                self.open_lesson(lesson, attach=self._attach)
+                self.open_lesson(lesson, attach=self._attach_to)
         elif self._lesson:
             self.open_lesson(self._lesson)
         self.call_after_refresh(self._check_size)
 
-    def open_lesson(self, lesson_id: str, attach: str | None = None) -> Screen:
-        screen = LessonScreen(lesson_id, attach=attach)
+    def open_lesson(self, lesson_id: str, attach: str | None = None, resume: bool = False) -> Screen:
+        screen = LessonScreen(lesson_id, attach=attach, resume=resume)
         self.push_screen(screen)
         return screen
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from engine.configs import RECIPES, ConfigError, get_config_class, parse_assignments, specs, validate
-from engine.rundir import RunDir, RunDirError, new_run_dir
+from engine.rundir import RunDir, RunDirError, list_runs, new_run_dir
 
 GRAPHICS = ("auto", "sixel", "kitty", "halfblock", "ascii")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=int, default=64, help="how many samples (1-1024, default 64)")
     s.add_argument("--seed", type=int, default=0, help="random seed for the latent codes")
     s.add_argument("--device", choices=DEVICES, default="auto")
+
+    st = sub.add_parser("stop", help="ask a running training to stop (it saves a checkpoint first)")
+    st.add_argument("run", help="run name, unique prefix, path, or 'last'")
 
     a = sub.add_parser("attach", help="open the studio on a running or finished run")
     a.add_argument("run", help="run name, unique prefix, path, or 'last'")
@@ -155,7 +158,7 @@ def _resolve(ref: str) -> RunDir:
 
 
 def run_tui(args, lesson: str | None = None, attach: RunDir | None = None) -> int:
-    if not sys.stdout.isatty():
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the studio needs a terminal; for scripts use `genstudio train RECIPE` (see --help)")
     from studio.app import GenStudioApp
 
@@ -166,6 +169,10 @@ def run_tui(args, lesson: str | None = None, attach: RunDir | None = None) -> in
 
         load_textual_image_widget(app.graphics_mode)
     app.run()
+    still = [rd.name for rd in list_runs() if rd.engine_alive()]
+    if still:
+        print(f"still training in the background: {', '.join(still)}\n"
+              f"watch with `genstudio attach {still[0]}`, stop with `genstudio stop {still[0]}`")
     return app.return_code or 0
 
 
@@ -189,6 +196,14 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_runs()
         if args.command == "sample":
             return cmd_sample(args)
+        if args.command == "stop":
+            rd = _resolve(args.run)
+            if not rd.engine_alive():
+                print(f"{rd.name} is not training; nothing to stop")
+                return 0
+            rd.send("stop")
+            print(f"asked {rd.name} to stop; it saves a checkpoint, then exits (`genstudio resume {rd.name}` continues it)")
+            return 0
         if args.command == "attach":
             rd = _resolve(args.run)
             try:

@@ -25,7 +25,15 @@ def home(tmp_path, shared_cache, monkeypatch) -> Path:
     (home / "cache").symlink_to(shared_cache, target_is_directory=True)
     monkeypatch.setenv("GENSTUDIO_HOME", str(home))
     monkeypatch.delenv("GENSTUDIO_FAULT_NAN_AT", raising=False)
-    return home
+    yield home
+    # No engine a test started outlives it, whatever the test did.
+    from engine.launch import LAUNCHED
+
+    for proc in LAUNCHED:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    LAUNCHED.clear()
 
 
 TINY = {"train_size": 512, "batch_size": 32, "width": 8, "latent_dim": 2, "steps": 40}

@@ -33,7 +33,7 @@ def test_train_headless_writes_a_run_and_prints_a_summary(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "vea"], "did you mean 'vae'"),
+        (["train", "vea"], "Did you mean 'vae'"),
         (["train", "vae", "--set", "beta=-1"], "beta = -1 is out of range"),
         (["train", "vae", "--set", "lr=fast"], "lr must be a number"),
         (["train", "vae", "--set", "latent=4"], "did you mean 'latent_dim'"),
@@ -148,12 +148,16 @@ def test_engine_survives_sigkill_and_resumes(tmp_path):
 
     proc2 = start_engine(rd.path)
     try:
+        def resumed():
+            return [e for e in rd.events() if e.type == "state" and "resumed_from" in e.payload]
+
+        wait(lambda h: resumed())
+        assert resumed()[-1].payload["resumed_from"] == ck_step
         hist = wait(lambda h: h.state == "running" and h.step > ck_step + 2)
-        resumed = [e for e in rd.events() if e.type == "state" and "resumed_from" in e.payload]
-        assert resumed[-1].payload["resumed_from"] == ck_step
         steps = [s for s, _ in hist.metrics["train/loss"]]
         assert steps == sorted(steps)  # the history continues without the lost steps
     finally:
-        rd.send("stop")
+        assert main(["stop", str(rd.path)]) == 0
         proc2.wait(timeout=60)
     assert read_history(rd).state == "stopped"
+    assert main(["stop", str(rd.path)]) == 0  # not training any more: says so, exit 0

@@ -179,6 +179,14 @@ def test_pause_step_and_stop_commands(tmp_path):
     assert load_checkpoint(rd.checkpoint_path)["step"] == hist.step
 
 
+def test_a_new_process_does_not_replay_earlier_commands(tmp_path):
+    rd = make_run(tmp_path / "run", steps=5)
+    rd.send("stop")  # meant for an earlier process of this run
+    offset = rd.commands_path.stat().st_size
+    assert Runner(rd.path, commands_from=offset).run() == 0
+    assert read_history(rd).state == "finished"
+
+
 class _Exploit:
     def __reduce__(self):
         return (os.system, ("echo pwned > /tmp/genstudio-pwned",))
@@ -187,8 +195,12 @@ class _Exploit:
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format": 1, "state": _Exploit()}, path)
-    with pytest.raises(CheckpointError, match="refused"):
+    with pytest.raises(CheckpointError, match="refused.*posix.system"):
         load_checkpoint(path)
+    raw = tmp_path / "raw.pt"  # a bare pickle, not even a torch file
+    raw.write_bytes(pickle.dumps(_Exploit()))
+    with pytest.raises(CheckpointError, match="not loaded"):
+        load_checkpoint(raw)
     assert not os.path.exists("/tmp/genstudio-pwned")
 
 

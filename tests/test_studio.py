@@ -61,8 +61,9 @@ async def test_catalog_lists_the_lesson_and_opens_it():
     assert load_progress()["lessons"]["vae-digits"]["opened"] is True
 
 
-async def test_train_live_from_the_studio_pause_resume_stop():
+async def test_train_live_from_the_studio_pause_resume_stop(tmp_path, monkeypatch):
     """Starts a real engine process from the form, sees metrics and samples arrive."""
+    monkeypatch.chdir(tmp_path)
     app = GenStudioApp(graphics="halfblock", lesson="vae-digits")
     snapshots: list[RunSnapshot] = []
 
@@ -73,6 +74,8 @@ async def test_train_live_from_the_studio_pause_resume_stop():
     async with app.run_test(size=(160, 48), message_hook=hook) as pilot:
         screen = lesson_screen(app)
         await fill_form(pilot, screen, {**TINY, "steps": 1_000_000})
+        screen.query_one("#form-apply").scroll_visible(animate=False)
+        await pilot.pause()
         await pilot.click("#form-apply")
         await wait_for(pilot, lambda: screen.snapshot is not None and screen.snapshot.state == "running", what="running")
         await wait_for(pilot, lambda: "train/loss" in screen.snapshot.series and "samples" in screen.snapshot.samples,
@@ -83,6 +86,19 @@ async def test_train_live_from_the_studio_pause_resume_stop():
         assert screen.query_one(LossCurves)._version > 0
         status = str(screen.query_one("#status").render())
         assert "running" in status and "steps/s" in status and "cpu" in status
+
+        # The learning rate applies live: the engine confirms it with a param event.
+        await fill_form(pilot, screen, {"lr": "0.0007"})
+        screen.query_one("#form-apply").scroll_visible(animate=False)
+        await pilot.pause()
+        await pilot.click("#form-apply")
+        await wait_for(pilot, lambda: screen.snapshot.params.get("lr") == 0.0007, what="live lr")
+        assert screen.snapshot.state == "running"  # no restart for a live change
+
+        await pilot.press("e")  # export the sample grid into the current folder
+        await pilot.pause()
+        exported = list(Path.cwd().glob(f"genstudio-{Path(screen.snapshot.run_dir).name}-*.png"))
+        assert exported and Image.open(exported[0]).size[0] > 100
 
         await pilot.press("p")
         await wait_for(pilot, lambda: screen.snapshot.state == "paused", what="paused")
@@ -98,8 +114,7 @@ async def test_train_live_from_the_studio_pause_resume_stop():
         assert app.screen.check_action("continue_run", ()) is True
     assert snapshots and all(isinstance(s.step, int) for s in snapshots)
     rd = RunDir(snapshots[-1].run_dir)
-    assert read_history(rd).params == {}
-    assert rd.config_path.exists()
+    assert read_history(rd).params == {"lr": 0.0007}
 
 
 async def test_form_refuses_bad_values_with_a_message():
@@ -107,6 +122,8 @@ async def test_form_refuses_bad_values_with_a_message():
     async with app.run_test(size=(120, 40)) as pilot:
         screen = lesson_screen(app)
         await fill_form(pilot, screen, {"lr": "fast", "batch_size": "0"})
+        screen.query_one("#form-apply").scroll_visible(animate=False)
+        await pilot.pause()
         await pilot.click("#form-apply")
         await pilot.pause()
         error = str(screen.query_one("#form-error").render())
@@ -128,6 +145,8 @@ async def test_quiz_feedback_and_progress():
             wrong = (q.answer + 1) % len(q.choices) if i == 0 else q.answer
             list(radio.query("RadioButton"))[wrong].value = True
         await pilot.pause()
+        screen.query_one("#quiz-check").scroll_visible(animate=False)
+        await pilot.pause()
         await pilot.click("#quiz-check")
         await pilot.pause()
         assert "✗" in str(screen.query_one("#fb0").render())
@@ -135,6 +154,8 @@ async def test_quiz_feedback_and_progress():
         entry = load_progress()["lessons"]["vae-digits"]
         assert entry["quiz_best"] == len(questions) - 1 and not entry["quiz_passed"]
         list(screen.query_one("#q0", RadioSet).query("RadioButton"))[questions[0].answer].value = True
+        await pilot.pause()
+        screen.query_one("#quiz-check").scroll_visible(animate=False)
         await pilot.pause()
         await pilot.click("#quiz-check")
         await pilot.pause()
@@ -174,7 +195,7 @@ def test_every_code_link_in_the_lessons_resolves():
 
 def _fixture_run(tmp_path: Path, state: str, error: dict | None = None) -> RunDir:
     """A deterministic finished/failed/interrupted run with metrics and sample images."""
-    rd = make_run(tmp_path / f"fixture-{state}", steps=400)
+    rd = make_run(tmp_path / f"fixture-{state}", steps=400 if state != "interrupted" else 1000)
     rd.emit("state", 0, {"state": "starting"})
     rd.emit("state", 0, {"state": "running", "device": "cpu (2 threads)"})
     rng = np.random.default_rng(0)
@@ -226,6 +247,33 @@ async def test_a_killed_engine_is_reported(tmp_path):
         banner = str(screen.query_one("#banner").render())
         assert "ended unexpectedly" in banner and "press u to continue" in banner
         assert screen.check_action("continue_run", ()) is True
+
+
+async def test_runs_screen_lists_runs_and_continues_a_stopped_one(tmp_path):
+    from engine.runner import Runner
+    from studio.cli import create_run
+    from studio.screens.runs import RunsScreen
+
+    rd = create_run("vae", [f"{k}={v}" for k, v in TINY.items() if k != "steps"], 1_000_000, "cpu", None,
+                    lesson="vae-digits")
+    rd.send("stop")  # stop at once: a stopped run with a checkpoint at step 0
+    assert Runner(rd.path).run() == 0
+    app = GenStudioApp(graphics="halfblock")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("R")
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+        table = app.screen.query_one("#runs-table")
+        assert table.row_count == 1
+        assert "stopped" in str(table.get_row_at(0)[2])
+        await pilot.press("u")
+        await pilot.pause()
+        screen = lesson_screen(app)
+        await wait_for(pilot, lambda: screen.snapshot is not None and screen.snapshot.state == "running"
+                       and screen.snapshot.step > 0, what="continued run")
+        assert screen.bridge.run.path == rd.path
+        await pilot.press("x")
+        await wait_for(pilot, lambda: screen.snapshot.state == "stopped", what="stopped")
 
 
 async def test_too_small_terminal_says_so():

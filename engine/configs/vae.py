@@ -9,7 +9,7 @@ from engine.configs import param
 
 @dataclass
 class VAEConfig:
-    latent_dim: int = param(8, "size of the latent code z (2 draws the latent map directly)", low=1, high=64)
+    latent_dim: int = param(4, "size of the latent code z (2 draws the latent map directly)", low=1, high=64)
     beta: float = param(1.0, "weight of the KL term: >1 smoother latent space, <1 sharper reconstructions", low=0.0, high=20.0)
     lr: float = param(2e-3, "Adam learning rate (applies live)", low=1e-5, high=1e-1, live=True, log=True)
     batch_size: int = param(128, "images per training step", low=4, high=4096)

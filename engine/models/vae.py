@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 @dataclass
 class VAEArgs:
-    latent_dim: int = 8  # size of z
+    latent_dim: int = 4  # size of z
     width: int = 32  # channels after the first conv; the second conv doubles it
     channels: int = 1  # image channels (1 for digits)
 

@@ -29,6 +29,9 @@ from studio.widgets.quiz import QuizPanel
 from studio.widgets.status_line import StatusLine
 
 ACTIVE = ("starting", "running", "paused")
+# (widget id, artifact name): which image view shows which artifact.
+VIEWS = (("train-samples", "samples"), ("samples", "samples"), ("recon", "recon"), ("walk", "latent_walk"))
+TILE = (30, 2)  # the engine's grids: 28-pixel images with 2 pixels of padding
 NARROW = 110  # columns below which the lesson text and the dashboard take turns
 
 
@@ -38,24 +41,25 @@ class LessonScreen(Screen):
         Binding("p", "pause", "Pause/resume", tooltip="Pause or resume training"),
         Binding("n", "step", "Step", tooltip="Run a single training step (pauses first)"),
         Binding("x", "stop", "Stop", tooltip="Stop training and save a checkpoint"),
-        Binding("r", "reset", "Reset", tooltip="Start over with fresh weights (the old run is kept)"),
+        Binding("l", "toggle_lesson", "Lesson", tooltip="Show or hide the lesson text"),
+        Binding("e", "export", "Export PNG", tooltip="Save the current sample grid as a PNG"),
         Binding("u", "continue_run", "Continue", tooltip="Continue this stopped run from its last checkpoint"),
+        Binding("r", "reset", "Reset", tooltip="Start over with fresh weights (the old run is kept)"),
         Binding("c", "checkpoint", "Checkpoint", tooltip="Save a checkpoint now", show=False),
         Binding("g", "sample_now", "Sample", tooltip="Refresh the samples now", show=False),
-        Binding("e", "export", "Export PNG", tooltip="Save the current sample grid as a PNG"),
-        Binding("l", "toggle_lesson", "Lesson text", tooltip="Show or hide the lesson text"),
         Binding("R", "app.show_runs", "Runs", show=False),
         Binding("escape", "back", "Catalog", tooltip="Back to the catalog (training keeps going)"),
     ]
 
-    def __init__(self, lesson_id: str, attach: str | None = None) -> None:
+    def __init__(self, lesson_id: str, attach: str | None = None, resume: bool = False) -> None:
         super().__init__()
         self.lesson: Lesson = get_lesson(lesson_id)
         self.spec_list = specs(get_config_class(self.lesson.recipe))
         self.params = {s.name: s.default for s in self.spec_list}
         self.bridge = Bridge()
         self.snapshot: RunSnapshot | None = None
-        self._attach = attach
+        self._attach_to = attach
+        self._resume = resume  # continue the attached run from its checkpoint on mount
 
     # -- layout --
     def compose(self) -> ComposeResult:
@@ -71,13 +75,13 @@ class LessonScreen(Screen):
                         with Horizontal():
                             yield LossCurves(id="curves")
                             yield ImageView(id="train-samples", caption="samples from fixed latent seeds",
-                                            placeholder="no samples yet: press s to start training")
+                                            placeholder="no samples yet")
                     with TabPane("Samples", id="tab-samples"):
                         with Horizontal():
                             yield ImageView(id="samples", placeholder="no samples yet: press s to start training")
                             yield ImageView(id="recon", placeholder="reconstructions appear once training starts")
                     with TabPane("Latent", id="tab-latent"):
-                        with Horizontal():
+                        with Vertical():
                             yield LatentMap(id="latent-map")
                             yield ImageView(id="walk", placeholder="the latent walk appears once training starts")
                     with TabPane("Settings", id="tab-settings"):
@@ -86,15 +90,24 @@ class LessonScreen(Screen):
                         yield CodeView(self.lesson.code, id="code")
                     with TabPane("Quiz", id="tab-quiz"):
                         yield QuizPanel(self.lesson.id, self.lesson.quiz, id="quiz")
+                yield Static("", id="log-line")
                 yield StatusLine(id="status")
         yield Footer()
 
     def on_mount(self) -> None:
         mark_opened(self.lesson.id)
         self.query_one(StatusLine).update_from(None)
+        for view_id in ("train-samples", "samples", "recon"):
+            self.query_one(f"#{view_id}", ImageView).tile = TILE
+        self.query_one("#recon", ImageView).tile_group = 2
         self._apply_width(self.size.width)
-        if self._attach:
-            self.attach(RunDir(self._attach))
+        if self._attach_to:
+            rd = RunDir(self._attach_to)
+            if self._resume:
+                self.bridge.launch(rd)
+                self._follow_run(rd.read_config())
+            else:
+                self.attach(rd)
 
     def on_resize(self, event) -> None:
         self._apply_width(event.size.width)
@@ -103,7 +116,8 @@ class LessonScreen(Screen):
         narrow = width < NARROW
         if narrow != self.has_class("narrow"):
             self.set_class(narrow, "narrow")
-            self.set_class(False, "show-lesson")
+            # Narrow: read first (the lesson text fills the screen until a run starts).
+            self.set_class(narrow and self.bridge.run is None, "show-lesson")
 
     # -- following a run --
     def attach(self, rd: RunDir) -> None:
@@ -135,7 +149,7 @@ class LessonScreen(Screen):
         self.query_one(LossCurves).update_from(snap)
         self.query_one(StatusLine).update_from(snap)
         self.query_one(HyperparamForm).running = snap.state in ("running", "paused")
-        for view_id, name in (("train-samples", "samples"), ("samples", "samples"), ("recon", "recon"), ("walk", "latent_walk")):
+        for view_id, name in VIEWS:
             if name in snap.samples:
                 view = self.query_one(f"#{view_id}", ImageView)
                 step = Path(snap.samples[name]).stem.rsplit("-", 1)[-1].lstrip("0") or "0"
@@ -144,6 +158,7 @@ class LessonScreen(Screen):
         if "latent_map" in snap.samples:
             self.query_one(LatentMap).load(snap.samples["latent_map"])
         self._show_banner(snap)
+        self.query_one("#log-line", Static).update(Text(snap.logs[-1] if snap.logs else "", style="dim italic"))
         if snap.state != old_state:
             self.refresh_bindings()
 
@@ -167,7 +182,13 @@ class LessonScreen(Screen):
 
     # -- actions --
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        state = self.snapshot.state if self.snapshot else "new"
+        """Greys out (None) what cannot run in the current state."""
+        allowed = self._allowed(action)
+        return True if allowed else None
+
+    def _allowed(self, action: str) -> bool:
+        snap = self.snapshot
+        state = snap.state if snap else "new"
         if action == "start":
             return state not in ACTIVE
         if action in ("pause", "step", "stop", "checkpoint", "sample_now"):
@@ -175,11 +196,10 @@ class LessonScreen(Screen):
         if action == "reset":
             return self.bridge.run is not None
         if action == "continue_run":
-            snap = self.snapshot
-            return bool(snap and snap.state in ("stopped", "interrupted") and snap.has_checkpoint
+            return bool(snap and state in ("stopped", "interrupted") and snap.has_checkpoint
                         and snap.step < snap.total_steps)
         if action == "export":
-            return bool(self.snapshot and "samples" in self.snapshot.samples)
+            return bool(snap and "samples" in snap.samples)
         return True
 
     def _new_run(self, params: dict) -> None:
@@ -193,32 +213,45 @@ class LessonScreen(Screen):
             return
         self.bridge.launch(rd)
         self._follow_run(rd.read_config())
+        self.remove_class("show-lesson")
         self.query_one(StatusLine).update(Text(f"● starting {rd.name} …", style="bold cyan"))
         self.refresh_bindings()
 
     def action_start(self) -> None:
+        if not self._allowed("start"):
+            return
         self._new_run(self.params)
 
     def action_pause(self) -> None:
+        if not self._allowed("pause"):
+            return
         if self.snapshot and self.snapshot.state == "paused":
             self.bridge.send("resume")
         else:
             self.bridge.send("pause")
 
     def action_step(self) -> None:
+        if not self._allowed("step"):
+            return
         self.bridge.send("step")
 
     def action_stop(self) -> None:
+        if not self._allowed("stop"):
+            return
         self.bridge.send("stop")
         self.notify("Stopping: a checkpoint is being saved.")
 
     def action_reset(self) -> None:
+        if not self._allowed("reset"):
+            return
         if self.snapshot and self.snapshot.state in ACTIVE:
             self.bridge.send("stop")
         self._new_run(self.params)
         self.notify("Started over with fresh weights; the previous run is kept in Runs.")
 
     def action_continue_run(self) -> None:
+        if not self._allowed("continue_run"):
+            return
         rd = self.bridge.run
         if rd is None:
             return
@@ -227,13 +260,19 @@ class LessonScreen(Screen):
         self.notify(f"Continuing {rd.name} from step {self.snapshot.step if self.snapshot else 0:,}.")
 
     def action_checkpoint(self) -> None:
+        if not self._allowed("checkpoint"):
+            return
         self.bridge.send("checkpoint")
         self.notify("Checkpoint requested.")
 
     def action_sample_now(self) -> None:
+        if not self._allowed("sample_now"):
+            return
         self.bridge.send("sample")
 
     def action_export(self) -> None:
+        if not self._allowed("export"):
+            return
         if not self.snapshot or "samples" not in self.snapshot.samples:
             return
         src = Path(self.snapshot.samples["samples"])

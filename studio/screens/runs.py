@@ -88,9 +88,7 @@ class RunsScreen(Screen):
         if lesson is None:
             self.notify(f"No lesson for recipe {cfg['recipe']!r} in this version.", severity="error")
             return
-        screen = self.app.open_lesson(cfg.get("lesson") or lesson.id, attach=str(rd.path))
-        if resume:
-            screen.call_after_refresh(screen.action_continue_run)
+        self.app.open_lesson(cfg.get("lesson") or lesson.id, attach=str(rd.path), resume=resume)
 
     def action_continue_run(self) -> None:
         rd = self._selected()

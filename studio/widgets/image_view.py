@@ -101,6 +101,7 @@ class ImageCanvas(Widget):
         if image is None:
             return self._placeholder_lines(width, height, base, blank)
 
+        image = self._view.fit_tiles(image, width, height * 2)
         if self.mode == "ascii":
             rows = [
                 [Segment(line, base)]
@@ -198,6 +199,16 @@ class ImageView(Widget):
     assignment.
     """
 
+    tile: tuple[int, int] | None = None
+    """(tile pitch, padding) in pixels when the image is a grid of samples; on half-block
+    and ASCII screens only the tiles that fit at a readable size are shown."""
+
+    tile_group: int = 1
+    """Columns of tiles that belong together and are never split."""
+
+    min_tile_scale: float = 0.45
+    """Smallest scale a tile may be drawn at before fewer tiles are shown."""
+
     caption: reactive[str] = reactive("")
     """Text shown under the image, e.g. "samples @ step 1200" (empty: hidden)."""
 
@@ -253,6 +264,24 @@ class ImageView(Widget):
         if self._mode is None:
             return self._resolve_mode()[1]
         return self._mode_reason
+
+    def fit_tiles(self, image: Image.Image, width_px: int, height_px: int) -> Image.Image:
+        """For a grid of tiles (:attr:`tile`), keep only the whole tiles from the top left
+        that fit at no less than :attr:`min_tile_scale` of their size, so each sample stays
+        recognisable on a small terminal instead of shrinking into a blur."""
+        if self.tile is None:
+            return image
+        step, pad = self.tile
+        cols = max(1, (image.width - pad) // step)
+        rows = max(1, (image.height - pad) // step)
+        shown = step * self.min_tile_scale
+        fit_cols = max(1, min(cols, int((width_px - pad) // shown)))
+        if fit_cols < cols and fit_cols >= self.tile_group:
+            fit_cols -= fit_cols % self.tile_group  # keep groups (input | output pairs) whole
+        fit_rows = max(1, min(rows, int((height_px - pad) // shown)))
+        if (fit_cols, fit_rows) == (cols, rows):
+            return image
+        return image.crop((0, 0, fit_cols * step + pad, fit_rows * step + pad))
 
     def set_image(self, image: Image.Image | None) -> None:
         """Show a PIL image directly (``path`` becomes None). None clears it."""
