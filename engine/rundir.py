@@ -314,6 +314,7 @@ class History:
     params: dict = field(default_factory=dict)
     errors: list[dict] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)
+    last_log_time: float = 0.0
 
     def apply(self, ev: Event) -> None:
         self.step = max(self.step, ev.step)
@@ -339,6 +340,7 @@ class History:
             self.errors.append(ev.payload)
         elif ev.type == "log":
             self.logs.append(ev.payload.get("message", ""))
+            self.last_log_time = ev.time
 
 
 def read_history(run: RunDir | str | Path) -> History:

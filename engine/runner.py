@@ -163,10 +163,10 @@ class Runner:
                 cost = time.monotonic() - t0
                 # Keep the views' share of time bounded: slow views are refreshed less often.
                 sample_interval = max(SAMPLE_INTERVAL, cost / SAMPLE_BUDGET)
-                last_sample = tick = time.monotonic()
+                last_sample = time.monotonic()
             if now - last_ckpt >= CHECKPOINT_INTERVAL:
                 self._checkpoint()
-                last_ckpt = tick = time.monotonic()
+                last_ckpt = time.monotonic()
         self._flush_metrics()
         self._views()
         self._checkpoint()

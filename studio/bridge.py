@@ -15,7 +15,7 @@ from engine.rundir import TERMINAL_STATES, EventTail, History, RunDir
 from studio.messages import RunSnapshot
 
 POLL_INTERVAL = 0.1  # seconds between reads of the event log
-POST_INTERVAL = 0.25  # at most four snapshots a second reach the UI
+POST_INTERVAL = 0.5  # at most two snapshots a second reach the UI
 MAX_POINTS = 400  # per curve in a snapshot
 
 
@@ -90,7 +90,7 @@ class Bridge:
                     run_dir=str(rd.path), state=state, device=hist.device, step=hist.step, total_steps=total,
                     status=dict(hist.status), series={k: downsample(v) for k, v in hist.metrics.items()},
                     samples={k: str(rd.path / v) for k, v in hist.samples.items()}, captions=dict(captions),
-                    errors=list(hist.errors), logs=hist.logs[-5:], params=dict(hist.params),
+                    errors=list(hist.errors), logs=hist.logs[-5:], last_log_time=hist.last_log_time, params=dict(hist.params),
                     has_checkpoint=rd.checkpoint_path.exists(), version=version, sample_versions=dict(sample_versions),
                 ))
                 last_post, dirty = now, False

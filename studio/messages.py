@@ -24,6 +24,7 @@ class RunSnapshot(Message):
     captions: dict[str, str]
     errors: list[dict]
     logs: list[str]  # the last few log lines
+    last_log_time: float  # unix time of the newest log line
     params: dict  # live changes that took effect
     has_checkpoint: bool
     version: int = 0  # increases with every event seen; widgets skip redraws when unchanged

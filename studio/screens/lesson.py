@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 from rich.text import Text
@@ -32,6 +33,7 @@ ACTIVE = ("starting", "running", "paused")
 # (widget id, artifact name): which image view shows which artifact.
 VIEWS = (("train-samples", "samples"), ("samples", "samples"), ("recon", "recon"), ("walk", "latent_walk"))
 TILE = (30, 2)  # the engine's grids: 28-pixel images with 2 pixels of padding
+LOG_FRESH_S = 15.0  # seconds an engine log line stays on screen
 NARROW = 110  # columns below which the lesson text and the dashboard take turns
 
 
@@ -60,6 +62,8 @@ class LessonScreen(Screen):
         self.snapshot: RunSnapshot | None = None
         self._attach_to = attach
         self._resume = resume  # continue the attached run from its checkpoint on mount
+        self._log_shown = ""  # what the log line and banner show now, to skip no-op updates
+        self._banner_shown = ""
 
     # -- layout --
     def compose(self) -> ComposeResult:
@@ -144,13 +148,15 @@ class LessonScreen(Screen):
     def show_snapshot(self, snap: RunSnapshot) -> None:
         if self.bridge.run is None or snap.run_dir != str(self.bridge.run.path):
             return  # a late snapshot of a run we have left
-        old_state = self.snapshot.state if self.snapshot else None
+        old = self.snapshot
         self.snapshot = snap
         self.query_one(LossCurves).update_from(snap)
         self.query_one(StatusLine).update_from(snap)
         self.query_one(HyperparamForm).running = snap.state in ("running", "paused")
+        # Only what changed is touched: every update costs the training process CPU time.
+        old_versions = old.sample_versions if old and old.run_dir == snap.run_dir else {}
         for view_id, name in VIEWS:
-            if name in snap.samples:
+            if name in snap.samples and snap.sample_versions.get(name) != old_versions.get(name):
                 view = self.query_one(f"#{view_id}", ImageView)
                 step = Path(snap.samples[name]).stem.rsplit("-", 1)[-1].lstrip("0") or "0"
                 view.caption = f"{snap.captions.get(name, name)} · step {step}"
@@ -158,8 +164,15 @@ class LessonScreen(Screen):
         if "latent_map" in snap.samples:
             self.query_one(LatentMap).load(snap.samples["latent_map"])
         self._show_banner(snap)
-        self.query_one("#log-line", Static).update(Text(snap.logs[-1] if snap.logs else "", style="dim italic"))
-        if snap.state != old_state:
+        # The engine's latest log line, while it is news (or while nothing else is happening).
+        fresh = bool(snap.logs) and (time.time() - snap.last_log_time < LOG_FRESH_S or snap.state == "starting")
+        line = snap.logs[-1] if fresh else ""
+        if line != self._log_shown:
+            self._log_shown = line
+            log_line = self.query_one("#log-line", Static)
+            log_line.update(Text(line, style="dim italic"))
+            log_line.display = fresh
+        if old is None or snap.state != old.state:
             self.refresh_bindings()
 
     def _show_banner(self, snap: RunSnapshot) -> None:
@@ -176,6 +189,10 @@ class LessonScreen(Screen):
         elif snap.state == "finished":
             message = Text(f"✓ Finished {snap.step:,} steps. Press s for a new run, e to export the samples, "
                            "or take the quiz.")
+        key = str(message) if message is not None else ""
+        if key == self._banner_shown:
+            return
+        self._banner_shown = key
         banner.update(message or "")
         banner.set_class(message is not None, "visible")
         banner.set_class(snap.state in ("failed", "interrupted"), "error")
@@ -214,7 +231,7 @@ class LessonScreen(Screen):
         self.bridge.launch(rd)
         self._follow_run(rd.read_config())
         self.remove_class("show-lesson")
-        self.query_one(StatusLine).update(Text(f"● starting {rd.name} …", style="bold cyan"))
+        self.query_one(StatusLine).show(Text(f"● starting {rd.name} …", style="bold cyan"))
         self.refresh_bindings()
 
     def action_start(self) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual_plotext import PlotextPlot
 
 from studio.messages import RunSnapshot
+
+REDRAW_INTERVAL = 2.0  # seconds between redraws of the curves
 
 COLOURS = {"train": "cyan", "val": "orange", "quality": "green"}
 QUALITY_COLOURS = ["green", "magenta", "yellow", "blue"]
@@ -36,7 +40,10 @@ class LossCurves(VerticalScroll):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._version = -1
-        self._panels: list[str] = []
+        self._pending: dict | None = None
+        self._drawn_at = 0.0
+        self._timer = None
+        self._drawn: dict[int, tuple] = {}  # what each panel shows now
 
     def compose(self) -> ComposeResult:
         for i in range(3):
@@ -46,10 +53,25 @@ class LossCurves(VerticalScroll):
         self.show({})
 
     def update_from(self, snap: RunSnapshot) -> None:
+        """Redraw at most once every REDRAW_INTERVAL seconds: plotting is the costliest
+        thing the studio does, and the learner cannot read faster anyway. The last update
+        is always drawn (a timer catches it up)."""
         if snap.version == self._version:
             return
         self._version = snap.version
-        self.show(snap.series)
+        self._pending = snap.series
+        wait = REDRAW_INTERVAL - (time.monotonic() - self._drawn_at)
+        if wait <= 0:
+            self._draw_pending()
+        elif self._timer is None:
+            self._timer = self.set_timer(wait, self._draw_pending)
+
+    def _draw_pending(self) -> None:
+        self._timer = None
+        if self._pending is not None:
+            series, self._pending = self._pending, None
+            self._drawn_at = time.monotonic()
+            self.show(series)
 
     def show(self, series: dict[str, tuple[list[int], list[float]]]) -> None:
         panels = group_series(list(series)) if series else [("loss", [])]
@@ -59,6 +81,11 @@ class LossCurves(VerticalScroll):
             if i >= len(panels):
                 continue
             title, names = panels[i]
+            # A panel whose curves gained no point since its last draw is left alone.
+            signature = (title, tuple((n, len(series[n][0]), series[n][0][-1] if series[n][0] else None) for n in names))
+            if self._drawn.get(i) == signature:
+                continue
+            self._drawn[i] = signature
             plt = plot.plt
             plt.clear_data()
             plt.clear_figure()
@@ -79,4 +106,19 @@ class LossCurves(VerticalScroll):
                     plt.plot(xs, ys, label=label, color=colour, marker="braille")
             if title.startswith("sample quality"):
                 plt.ylim(0, 1)
+            else:
+                limits = y_limits([series[n][1] for n in names if series[n][1]])
+                if limits:
+                    plt.ylim(*limits)
             plot.refresh()
+
+
+def y_limits(values: list[list[float]], skip: float = 0.1) -> tuple[float, float] | None:
+    """A y-range that ignores the first ``skip`` of each curve: an untrained model's loss is
+    many times its later values, and plotting it would flatten everything that follows."""
+    kept = [v for ys in values for v in ys[int(len(ys) * skip):]]
+    if len(kept) < 2:
+        return None
+    lo, hi = min(kept), max(kept)
+    margin = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
+    return lo - margin, hi + margin

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from studio.headless import fmt_duration
 from studio.messages import RunSnapshot
@@ -34,6 +34,20 @@ def status_text(snap: RunSnapshot | None) -> Text:
     return Text.assemble(*parts)
 
 
-class StatusLine(Static):
+class StatusLine(Widget):
+    """Repaints itself only when its text changes, and never asks for a new layout."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._text = status_text(None)
+
+    def render(self) -> Text:
+        return self._text
+
     def update_from(self, snap: RunSnapshot | None) -> None:
-        self.update(status_text(snap))
+        self.show(status_text(snap))
+
+    def show(self, text: Text) -> None:
+        if text.plain != self._text.plain or text.spans != self._text.spans:
+            self._text = text
+            self.refresh()
