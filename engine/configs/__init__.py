@@ -47,6 +47,8 @@ class ParamSpec:
 
 
 def _fmt(x: float) -> str:
+    if float(x).is_integer() and abs(x) >= 1000:
+        return f"{int(x):,}"
     return f"{x:g}"
 
 

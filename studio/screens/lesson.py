@@ -33,6 +33,8 @@ ACTIVE = ("starting", "running", "paused")
 # (widget id, artifact name): which image view shows which artifact.
 VIEWS = (("train-samples", "samples"), ("samples", "samples"), ("recon", "recon"), ("walk", "latent_walk"))
 TILE = (30, 2)  # the engine's grids: 28-pixel images with 2 pixels of padding
+TABS = (("tab-train", "Train"), ("tab-samples", "Samples"), ("tab-latent", "Latent"),
+        ("tab-settings", "Settings"), ("tab-code", "Code"), ("tab-quiz", "Quiz"))
 LOG_FRESH_S = 15.0  # seconds an engine log line stays on screen
 NARROW = 110  # columns below which the lesson text and the dashboard take turns
 
@@ -51,6 +53,8 @@ class LessonScreen(Screen):
         Binding("g", "sample_now", "Sample", tooltip="Refresh the samples now", show=False),
         Binding("R", "app.show_runs", "Runs", show=False),
         Binding("escape", "back", "Catalog", tooltip="Back to the catalog (training keeps going)"),
+        *[Binding(str(i + 1), f"tab('{tab}')", title, show=False)
+          for i, (tab, title) in enumerate(TABS)],
     ]
 
     def __init__(self, lesson_id: str, attach: str | None = None, resume: bool = False) -> None:
@@ -75,24 +79,24 @@ class LessonScreen(Screen):
             with Vertical(id="dashboard"):
                 yield Static("", id="banner")
                 with TabbedContent(id="tabs"):
-                    with TabPane("Train", id="tab-train"):
-                        with Horizontal():
+                    with TabPane("1 Train", id="tab-train"):
+                        with Horizontal(classes="views"):
                             yield LossCurves(id="curves")
                             yield ImageView(id="train-samples", caption="samples from fixed latent seeds",
                                             placeholder="no samples yet")
-                    with TabPane("Samples", id="tab-samples"):
-                        with Horizontal():
+                    with TabPane("2 Samples", id="tab-samples"):
+                        with Horizontal(classes="views"):
                             yield ImageView(id="samples", placeholder="no samples yet: press s to start training")
                             yield ImageView(id="recon", placeholder="reconstructions appear once training starts")
-                    with TabPane("Latent", id="tab-latent"):
-                        with Vertical():
+                    with TabPane("3 Latent", id="tab-latent"):
+                        with Vertical(classes="views"):
                             yield LatentMap(id="latent-map")
                             yield ImageView(id="walk", placeholder="the latent walk appears once training starts")
-                    with TabPane("Settings", id="tab-settings"):
+                    with TabPane("4 Settings", id="tab-settings"):
                         yield HyperparamForm(self.spec_list, self.params, id="form")
-                    with TabPane("Code", id="tab-code"):
+                    with TabPane("5 Code", id="tab-code"):
                         yield CodeView(self.lesson.code, id="code")
-                    with TabPane("Quiz", id="tab-quiz"):
+                    with TabPane("6 Quiz", id="tab-quiz"):
                         yield QuizPanel(self.lesson.id, self.lesson.quiz, id="quiz")
                 yield Static("", id="log-line")
                 yield StatusLine(id="status")
@@ -300,6 +304,11 @@ class LessonScreen(Screen):
             self.notify(f"Could not export: {e}", severity="error")
             return
         self.notify(f"Saved the sample grid to {dest}", timeout=8)
+
+    def action_tab(self, tab: str) -> None:
+        """Show a dashboard tab (keys 1-6); on a narrow screen this hides the lesson text."""
+        self.query_one(TabbedContent).active = tab
+        self.remove_class("show-lesson")
 
     def action_toggle_lesson(self) -> None:
         if self.has_class("narrow"):

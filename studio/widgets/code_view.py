@@ -13,6 +13,12 @@ from textual.widgets import Static, Tab, Tabs
 from studio.lessons import REPO_ROOT, find_symbol
 
 
+def tab_label(path: str) -> str:
+    """engine/models/vae.py -> models/vae.py: short, and unique among the lesson's files."""
+    parts = Path(path).parts
+    return "/".join(parts[1:]) if parts and parts[0] == "engine" else path
+
+
 class CodeView(Widget):
     """Tabs of the lesson's engine files; ``show(path, symbol)`` highlights a definition."""
 
@@ -29,7 +35,7 @@ class CodeView(Widget):
         self.current: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Tabs(*[Tab(Path(f).name, id=f"code-{i}") for i, f in enumerate(self.files)])
+        yield Tabs(*[Tab(tab_label(f), id=f"code-{i}") for i, f in enumerate(self.files)])
         yield Static(id="code-caption")
         with VerticalScroll():
             yield Static(id="code-body")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Button, Label, RadioButton, RadioSet, Static
+from textual.widgets import Button, RadioButton, RadioSet, Static
 
 from studio.lessons import QuizQuestion
 from studio.messages import QuizFinished
@@ -16,6 +16,8 @@ class QuizPanel(VerticalScroll):
     QuizPanel { padding: 0 1; }
     QuizPanel .question { margin-top: 1; text-style: bold; }
     QuizPanel RadioSet { width: 100%; }
+    QuizPanel RadioButton { width: 100%; height: auto; text-wrap: wrap; text-overflow: fold; }
+    QuizPanel .question { width: 100%; }
     QuizPanel .feedback { margin-bottom: 1; }
     QuizPanel .right { color: $success; }
     QuizPanel .wrong { color: $error; }
@@ -31,7 +33,7 @@ class QuizPanel(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static(f"{len(self.questions)} questions. Pick an answer for each, then check.", classes="intro")
         for i, q in enumerate(self.questions):
-            yield Label(f"{i + 1}. {q.question}", classes="question")
+            yield Static(f"{i + 1}. {q.question}", classes="question", markup=False)
             with RadioSet(id=f"q{i}"):
                 for choice in q.choices:
                     yield RadioButton(choice)

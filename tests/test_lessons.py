@@ -1,0 +1,35 @@
+"""Lesson files: well-formed, cited, with a quiz that fits the screen."""
+
+import pytest
+
+from studio.lessons import LessonError, get_lesson, load_lessons, parse_lesson
+
+
+def test_every_lesson_is_complete():
+    lessons = load_lessons()
+    assert [l.id for l in lessons] == ["vae-digits"]
+    for lesson in lessons:
+        assert lesson.summary and lesson.body.strip()
+        books = {s["book"].split(" (")[0] for s in lesson.sources}
+        assert {"Learn Generative AI with PyTorch", "Generative Deep Learning, 2nd ed."} <= books
+        assert all(s.get("chapter") for s in lesson.sources)
+        assert 3 <= len(lesson.quiz) <= 5
+        for q in lesson.quiz:
+            assert len(q.choices) >= 3 and q.explain
+            # A choice is one line of a radio button at 80 columns.
+            assert all(len(c) <= 64 for c in q.choices), q.question
+
+
+def test_lessons_resolve_by_id_or_recipe():
+    assert get_lesson("vae-digits").recipe == "vae"
+    assert get_lesson("vae").id == "vae-digits"
+    with pytest.raises(LessonError, match="Did you mean 'vae-digits'"):
+        get_lesson("vae-digit")
+
+
+def test_bad_front_matter_is_reported():
+    with pytest.raises(LessonError, match="front matter"):
+        parse_lesson("# no front matter\n")
+    with pytest.raises(LessonError, match="not one of the 2 choices"):
+        parse_lesson('+++\nid="x"\nfamily="f"\ntitle="t"\nrecipe="vae"\n[[quiz]]\nquestion="q"\n'
+                     'choices=["a","b"]\nanswer=5\n+++\nbody\n')
