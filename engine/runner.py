@@ -53,6 +53,8 @@ class Runner:
         self._acc: dict[str, torch.Tensor] = {}
         self._acc_n = 0
         self._window = (time.monotonic(), 0)  # (time, step) at the last status
+        fault = os.environ.get("GENSTUDIO_FAULT_NAN_AT")
+        self.nan_at = int(fault) if fault else None
 
     # -- events --
     def emit(self, type: str, payload: dict | None = None) -> None:
@@ -143,7 +145,7 @@ class Runner:
                 continue
             metrics = self.recipe.train_step()
             self.step += 1
-            inject_nan_for_tests(self.step, metrics)
+            inject_nan_for_tests(self.nan_at, self.step, metrics)
             for k, v in metrics.items():
                 self._acc[k] = self._acc[k] + v if k in self._acc else v.clone()
             self._acc_n += 1
@@ -280,11 +282,10 @@ class Runner:
         return 1
 
 
-def inject_nan_for_tests(step: int, metrics: dict) -> None:
+def inject_nan_for_tests(at: int | None, step: int, metrics: dict) -> None:
     """GENSTUDIO_FAULT_NAN_AT=N makes the loss NaN from step N on: the tests use it to check
     that a bad loss stops the run with an event, as a real divergence would."""
-    at = os.environ.get("GENSTUDIO_FAULT_NAN_AT")
-    if at and step >= int(at):
+    if at is not None and step >= at:
         for k in metrics:
             metrics[k] = metrics[k] * float("nan")
 

@@ -7,6 +7,7 @@ from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
+from studio.commands import ScreenActions
 from studio.graphics import detect_mode_with_reason
 from studio.screens.catalog import CatalogScreen
 from studio.screens.lesson import LessonScreen
@@ -33,6 +34,7 @@ class TooSmall(ModalScreen):
 
 class GenStudioApp(App):
     CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {ScreenActions}
     TITLE = "GenStudio"
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
 

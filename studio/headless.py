@@ -30,6 +30,11 @@ def train(rd: RunDir, resume: bool = False, console: Console | None = None) -> i
             console.print(f"[yellow]{rd.name} is already training (pid {rd.engine_pid()}); "
                           f"`genstudio attach {rd.name}` watches it[/]")
             return 2
+        done = read_history(rd)
+        if done.state == "finished":
+            console.print(f"{rd.name} already finished all {done.step:,} steps; for more, start a new run "
+                          f"with `genstudio train {cfg['recipe']} --steps N`")
+            return 2
         if not rd.checkpoint_path.exists():
             console.print(f"[red]{rd.name} has no checkpoint to resume from[/]; start a new run with "
                           f"`genstudio train {cfg['recipe']}`")

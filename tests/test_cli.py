@@ -86,6 +86,8 @@ def test_runs_lessons_and_sample(tmp_path, capsys):
     capsys.readouterr()
     assert main(["lessons"]) == 0
     assert "vae-digits" in capsys.readouterr().out
+    assert main(["resume", str(run_dir)]) == 2  # finished: nothing to continue
+    assert "already finished" in capsys.readouterr().out
     out_png = tmp_path / "grid.png"
     assert main(["sample", str(run_dir), "-o", str(out_png), "-n", "16", "--device", "cpu"]) == 0
     img = Image.open(out_png)
@@ -99,6 +101,19 @@ def test_runs_lists_runs_under_the_home(capsys):
     assert main(["runs"]) == 0
     out = capsys.readouterr().out
     assert rd.name[:15] in out and "vae" in out
+
+
+def test_resume_continues_a_stopped_run_headless(tmp_path, capsys):
+    from engine.runner import Runner
+    from studio.cli import create_run
+
+    rd = create_run("vae", [f"{k}={v}" for k, v in TINY.items() if k != "steps"], 30, "cpu", str(tmp_path / "s"))
+    rd.send("stop")
+    assert Runner(rd.path).run() == 0  # stopped at once, with a checkpoint
+    assert main(["resume", str(rd.path)]) == 0
+    assert "finished" in capsys.readouterr().out
+    hist = read_history(rd)
+    assert hist.state == "finished" and hist.step == 30
 
 
 def test_sample_without_checkpoint_exits_1(tmp_path, capsys):

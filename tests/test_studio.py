@@ -303,3 +303,21 @@ def test_snapshot_lesson_with_a_finished_run(snap_compare, tmp_path):
 
 def test_snapshot_lesson_narrow(snap_compare):
     assert snap_compare(GenStudioApp(graphics="halfblock", lesson="vae-digits"), terminal_size=(80, 24))
+
+
+async def test_command_palette_offers_only_what_can_run_now():
+    from studio.commands import ScreenActions
+
+    app = GenStudioApp(graphics="halfblock", lesson="vae-digits")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = lesson_screen(app)
+        titles = [t for t, _, _ in ScreenActions(screen)._commands()]
+        assert "Start" in titles and "Lesson" in titles
+        assert "Pause/resume" not in titles and "Stop" not in titles  # nothing is running
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"lesson")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert screen.has_class("hide-lesson")
