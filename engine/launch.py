@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.rundir import RunDir, pid_alive
+from engine.rundir import RunDir, RunDirError, pid_alive
 
 
 LAUNCHED: list[subprocess.Popen] = []  # every engine this process started (the tests clean up with it)
@@ -22,6 +22,8 @@ LAUNCHED: list[subprocess.Popen] = []  # every engine this process started (the 
 def start_engine(run_dir: str | Path, env: dict | None = None) -> subprocess.Popen:
     rd = RunDir(run_dir)
     rd.read_config()  # fail here, with a clear message, rather than in the child
+    if rd.engine_alive():
+        raise RunDirError(f"{rd.name} is already training (engine pid {rd.engine_pid()}); attach to it instead")
     log = open(rd.log_path, "ab")
     child_env = dict(os.environ)
     child_env.setdefault("PYTHONUNBUFFERED", "1")

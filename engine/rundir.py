@@ -47,6 +47,7 @@ from typing import Any, Iterator
 
 FORMAT_VERSION = 1
 TERMINAL_STATES = ("finished", "stopped", "failed")
+CONTINUABLE = ("stopped", "interrupted", "failed")  # states a run can continue from its checkpoint
 COMMANDS = ("pause", "resume", "step", "stop", "set", "sample", "checkpoint")
 
 

@@ -25,6 +25,7 @@ from engine.recipes.base import RunContext
 from engine.rundir import JsonlTail, RunDir, atomic_write_bytes, atomic_write_json
 
 METRICS_INTERVAL = 0.1  # seconds between metric events: at most ~10 a second
+COMMAND_INTERVAL = 0.02  # seconds between reads of the command log while training
 SAMPLE_INTERVAL = 3.0  # seconds between sample refreshes, at the least
 SAMPLE_BUDGET = 0.08  # views may take at most this share of wall time (the interval grows)
 CHECKPOINT_INTERVAL = 30.0  # seconds between periodic checkpoints
@@ -113,11 +114,9 @@ class Runner:
         try:
             return self._loop()
         except NonFiniteLoss as e:
-            return self._fail(
-                "nan", str(e),
-                "lower the learning rate (lr) or beta in Settings and restart; the last checkpoint "
-                "was saved before the loss went bad",
-            )
+            saved = (" The last checkpoint was saved before the loss went bad; u continues from it."
+                     if self.rd.checkpoint_path.exists() else "")
+            return self._fail("nan", str(e), "lower the learning rate (lr) or beta in Settings and restart." + saved)
         except torch.OutOfMemoryError:
             return self._fail("oom", "the device ran out of memory", "lower batch_size or width and restart")
         except Exception as e:  # a crash in a recipe must still reach the UI as an event
@@ -129,8 +128,11 @@ class Runner:
         last_sample = last_ckpt = time.monotonic()
         self._views()  # the untrained model's samples, so the learner sees where it starts
         tick = time.monotonic()
+        last_poll = 0.0
         while self.step < self.total_steps:
-            self._poll_commands()
+            if self.paused or tick - last_poll >= COMMAND_INTERVAL:
+                self._poll_commands()  # a file read: at a bounded rate, not every step
+                last_poll = tick
             if self.stop_requested:
                 self._flush_metrics()
                 self._checkpoint()

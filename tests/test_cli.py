@@ -167,6 +167,10 @@ def test_engine_survives_sigkill_and_resumes(tmp_path):
             return [e for e in rd.events() if e.type == "state" and "resumed_from" in e.payload]
 
         wait(lambda h: resumed())
+        from engine.rundir import RunDirError
+
+        with pytest.raises(RunDirError, match="already training"):
+            start_engine(rd.path)  # never two engines on one run
         assert resumed()[-1].payload["resumed_from"] == ck_step
         hist = wait(lambda h: h.state == "running" and h.step > ck_step + 2)
         steps = [s for s, _ in hist.metrics["train/loss"]]

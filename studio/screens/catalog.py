@@ -19,7 +19,7 @@ class CatalogScreen(Screen):
     BINDINGS = [
         Binding("enter", "open_lesson", "Open lesson", tooltip="Open the highlighted lesson", show=True),
         Binding("R", "app.show_runs", "Runs", tooltip="Earlier runs: attach, resume"),
-        Binding("q", "app.quit", "Quit"),
+        Binding("q", "app.quit", "Quit", show=False),
     ]
 
     def __init__(self) -> None:

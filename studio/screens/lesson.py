@@ -16,7 +16,7 @@ from textual.widgets import Footer, Markdown, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.configs import get_config_class, specs
-from engine.rundir import RunDir
+from engine.rundir import CONTINUABLE, RunDir, RunDirError
 from studio.bridge import Bridge
 from studio.lessons import CODE_LINK, Lesson, get_lesson
 from studio.messages import QuizFinished, RunSnapshot
@@ -108,14 +108,14 @@ class LessonScreen(Screen):
         for view_id in ("train-samples", "samples", "recon"):
             self.query_one(f"#{view_id}", ImageView).tile = TILE
         self.query_one("#recon", ImageView).tile_group = 2
-        self._apply_width(self.size.width)
         if self._attach_to:
             rd = RunDir(self._attach_to)
-            if self._resume:
+            if self._resume and not rd.engine_alive():
                 self.bridge.launch(rd)
                 self._follow_run(rd.read_config())
             else:
                 self.attach(rd)
+        self._apply_width(self.size.width)
 
     def on_resize(self, event) -> None:
         self._apply_width(event.size.width)
@@ -217,7 +217,7 @@ class LessonScreen(Screen):
         if action == "reset":
             return self.bridge.run is not None
         if action == "continue_run":
-            return bool(snap and state in ("stopped", "interrupted") and snap.has_checkpoint
+            return bool(snap and state in CONTINUABLE and snap.has_checkpoint
                         and snap.step < snap.total_steps)
         if action == "export":
             return bool(snap and "samples" in snap.samples)
@@ -276,7 +276,11 @@ class LessonScreen(Screen):
         rd = self.bridge.run
         if rd is None:
             return
-        self.bridge.launch(rd)
+        try:
+            self.bridge.launch(rd)
+        except RunDirError as e:
+            self.notify(str(e), severity="warning")
+            return
         self._follow_run(rd.read_config())
         self.notify(f"Continuing {rd.name} from step {self.snapshot.step if self.snapshot else 0:,}.")
 

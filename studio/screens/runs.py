@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from engine.rundir import RunDir, list_runs, read_history
+from engine.rundir import CONTINUABLE, RunDir, list_runs, read_history
 from studio.headless import run_state
 from studio.lessons import lesson_for_recipe
 
@@ -95,7 +95,7 @@ class RunsScreen(Screen):
         if rd is None:
             return
         hist = read_history(rd)
-        if run_state(rd, hist) not in ("stopped", "interrupted") or not rd.checkpoint_path.exists():
-            self.notify("Only a stopped or interrupted run with a checkpoint can continue.", severity="warning")
+        if run_state(rd, hist) not in CONTINUABLE or not rd.checkpoint_path.exists():
+            self.notify("Only a stopped, interrupted or failed run with a checkpoint can continue.", severity="warning")
             return
         self.action_open_run(resume=True)
