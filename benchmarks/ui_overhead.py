@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from common import ROOT, fresh_home, wait_for
+from common import ROOT, fresh_home
 
 
 def steps_per_s(rd) -> float:

@@ -246,10 +246,13 @@ class Runner:
         # and a resumed run would not continue exactly.
         cuda = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
-            metrics = self.recipe.evaluate()
             artifacts = self.recipe.samples()
+            self._write_artifacts(artifacts)  # first: scoring may wait for a one-time classifier
+            metrics = self.recipe.evaluate()
         if metrics:
             self.emit("metric", metrics)
+
+    def _write_artifacts(self, artifacts) -> None:
         for art in artifacts:
             rel = f"samples/{art.name}-{self.step:08d}." + ("png" if art.kind == "image" else "json")
             if art.kind == "image":

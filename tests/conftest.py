@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -49,3 +47,19 @@ def make_run(path: Path, recipe: str = "vae", **params) -> "object":
     rd = RunDir(path)
     rd.write_config(recipe, asdict(cfg), device="cpu", lesson="vae-digits")
     return rd
+
+
+def wait_for_history(rd, predicate, timeout: float = 90.0):
+    """Poll a run's history until ``predicate(history)`` holds; fail with the engine log."""
+    import time
+
+    from engine.rundir import read_history
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        hist = read_history(rd)
+        if predicate(hist):
+            return hist
+        time.sleep(0.02)
+    log = rd.log_path.read_text() if rd.log_path.exists() else "(no engine log)"
+    raise AssertionError(f"timed out waiting for the run; engine log:\n{log}")

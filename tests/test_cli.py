@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from PIL import Image
 
-from conftest import ROOT, TINY
+from conftest import ROOT, TINY, wait_for_history
 from engine.rundir import RunDir, list_runs, read_history
 from studio.cli import main
 
@@ -142,14 +141,8 @@ def test_engine_survives_sigkill_and_resumes(tmp_path):
     proc = start_engine(rd.path)
     assert wait_for_pid(rd.path, proc, timeout=60) is not None
 
-    def wait(pred, timeout=90.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            h = read_history(rd)
-            if pred(h):
-                return h
-            time.sleep(0.05)
-        raise AssertionError(f"timeout; engine log:\n{rd.log_path.read_text()}")
+    def wait(pred):
+        return wait_for_history(rd, pred)
 
     wait(lambda h: h.step >= 20)
     rd.send("checkpoint")

@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from conftest import TINY, make_run
+from conftest import TINY, make_run, wait_for_history
 from engine.checkpoint import CheckpointError, load_checkpoint
 from engine.configs.vae import VAEConfig
 from engine.recipes.base import RunContext
@@ -140,14 +140,8 @@ def test_pause_step_and_stop_commands(tmp_path):
     rd = make_run(tmp_path / "run", steps=100_000)
     seen: list[str] = []
 
-    def wait_for(pred, timeout=60.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            hist = read_history(rd)
-            if pred(hist):
-                return hist
-            time.sleep(0.02)
-        raise AssertionError("timed out waiting for the runner")
+    def wait_for(pred):
+        return wait_for_history(rd, pred, timeout=60.0)
 
     def drive():
         try:

@@ -3,12 +3,10 @@ resume, form validation, quiz progress, code links, failure banners, and snapsho
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from conftest import TINY, make_run
@@ -20,7 +18,6 @@ from studio.screens.catalog import CatalogScreen
 from studio.screens.lesson import LessonScreen
 from studio.widgets.code_view import CodeView
 from studio.widgets.curves import LossCurves
-from studio.widgets.hyperparams import HyperparamForm
 from studio.widgets.image_view import ImageView
 
 

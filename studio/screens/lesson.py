@@ -203,7 +203,8 @@ class LessonScreen(Screen):
 
     # -- actions --
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        """Greys out (None) what cannot run in the current state."""
+        """Greys out (None) what cannot run in the current state; Textual then neither
+        shows the key as active nor runs the action."""
         allowed = self._allowed(action)
         return True if allowed else None
 
@@ -239,40 +240,28 @@ class LessonScreen(Screen):
         self.refresh_bindings()
 
     def action_start(self) -> None:
-        if not self._allowed("start"):
-            return
         self._new_run(self.params)
 
     def action_pause(self) -> None:
-        if not self._allowed("pause"):
-            return
         if self.snapshot and self.snapshot.state == "paused":
             self.bridge.send("resume")
         else:
             self.bridge.send("pause")
 
     def action_step(self) -> None:
-        if not self._allowed("step"):
-            return
         self.bridge.send("step")
 
     def action_stop(self) -> None:
-        if not self._allowed("stop"):
-            return
         self.bridge.send("stop")
         self.notify("Stopping: a checkpoint is being saved.")
 
     def action_reset(self) -> None:
-        if not self._allowed("reset"):
-            return
         if self.snapshot and self.snapshot.state in ACTIVE:
             self.bridge.send("stop")
         self._new_run(self.params)
         self.notify("Started over with fresh weights; the previous run is kept in Runs.")
 
     def action_continue_run(self) -> None:
-        if not self._allowed("continue_run"):
-            return
         rd = self.bridge.run
         if rd is None:
             return
@@ -285,19 +274,13 @@ class LessonScreen(Screen):
         self.notify(f"Continuing {rd.name} from step {self.snapshot.step if self.snapshot else 0:,}.")
 
     def action_checkpoint(self) -> None:
-        if not self._allowed("checkpoint"):
-            return
         self.bridge.send("checkpoint")
         self.notify("Checkpoint requested.")
 
     def action_sample_now(self) -> None:
-        if not self._allowed("sample_now"):
-            return
         self.bridge.send("sample")
 
     def action_export(self) -> None:
-        if not self._allowed("export"):
-            return
         if not self.snapshot or "samples" not in self.snapshot.samples:
             return
         src = Path(self.snapshot.samples["samples"])
