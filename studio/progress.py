@@ -14,11 +14,21 @@ def progress_path() -> Path:
 
 
 def load_progress() -> dict:
+    path = progress_path()
     try:
-        data = json.loads(progress_path().read_text())
-        return data if isinstance(data, dict) and isinstance(data.get("lessons"), dict) else {"lessons": {}}
-    except (OSError, ValueError):
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and isinstance(data.get("lessons"), dict):
+            return data
+    except FileNotFoundError:
         return {"lessons": {}}
+    except (OSError, ValueError):
+        pass
+    # Damaged: keep the file aside (never silently overwrite what a user had) and start afresh.
+    try:
+        path.replace(path.with_name(f"progress.damaged-{int(time.time())}.json"))
+    except OSError:
+        pass
+    return {"lessons": {}}
 
 
 def _update(lesson_id: str, **changes) -> dict:

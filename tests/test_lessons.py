@@ -33,3 +33,17 @@ def test_bad_front_matter_is_reported():
     with pytest.raises(LessonError, match="not one of the 2 choices"):
         parse_lesson('+++\nid="x"\nfamily="f"\ntitle="t"\nrecipe="vae"\n[[quiz]]\nquestion="q"\n'
                      'choices=["a","b"]\nanswer=5\n+++\nbody\n')
+
+
+def test_progress_survives_a_damaged_file(home):
+    from studio.progress import load_progress, mark_opened, progress_path, record_quiz
+
+    mark_opened("vae-digits")
+    record_quiz("vae-digits", 3, 5)
+    assert load_progress()["lessons"]["vae-digits"]["quiz_best"] == 3
+    record_quiz("vae-digits", 2, 5)  # a worse try never lowers the best score
+    assert load_progress()["lessons"]["vae-digits"]["quiz_best"] == 3
+    progress_path().write_text("{not json")
+    assert load_progress() == {"lessons": {}}
+    kept = list(progress_path().parent.glob("progress.damaged-*.json"))
+    assert kept and kept[0].read_text() == "{not json"
