@@ -235,3 +235,20 @@ def test_missing_data_path_fails_with_an_event(tmp_path):
     assert Runner(rd.path).run() == 1
     err = read_history(rd).errors[-1]
     assert err["kind"] == "data" and "mnist" in err["message"].lower()
+
+
+def test_a_folder_of_images_trains_without_digit_scores(tmp_path):
+    from PIL import Image
+
+    from engine.data.digits import make_digits
+
+    images, _ = make_digits(40, seed=3)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, img in enumerate(images):
+        Image.fromarray(img.numpy()).resize((56, 56)).save(folder / f"{i:03d}.png")
+    rd = make_run(tmp_path / "run", steps=10, dataset="folder", data_path=str(folder))
+    assert Runner(rd.path).run() == 0
+    hist = read_history(rd)
+    assert hist.state == "finished" and "val/loss" in hist.metrics
+    assert not any(k.startswith("quality/") for k in hist.metrics)  # digits-only scores are not faked

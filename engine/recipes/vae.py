@@ -11,6 +11,7 @@ from engine.models.vae import VAE, VAEArgs, vae_loss
 from engine.recipes.base import Artifact, Recipe, RunContext
 
 VAL_SIZE = 2000
+DIGIT_DATASETS = ("digits", "mnist")  # datasets whose samples the digit classifier can score
 N_SAMPLES = 256  # fixed latent seeds scored by the digit classifier; the first 64 are shown
 
 
@@ -111,6 +112,8 @@ class VAERecipe(Recipe):
 
     def evaluate(self) -> dict[str, float]:
         _, metrics = self._encode_val()
+        if self.cfg.dataset not in DIGIT_DATASETS:
+            return metrics  # the digit classifier only judges digits
         if self.classifier is None:
             from engine.metrics.digit_classifier import get_digit_classifier
 
