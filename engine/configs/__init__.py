@@ -148,6 +148,54 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+# -- the dashboard a recipe asks for (plain descriptions; the studio draws them) --
+
+
+@dataclass(frozen=True)
+class Curves:
+    """The live loss and quality curves."""
+
+    id: str = "curves"
+
+
+@dataclass(frozen=True)
+class ImagePane:
+    """The newest image artifact called ``artifact``. ``tile`` = (pitch, padding) when it is a
+    grid of samples (small screens then show fewer, readable tiles); ``group`` keeps that
+    many columns of tiles together (input | output pairs)."""
+
+    artifact: str
+    id: str
+    placeholder: str = "no samples yet: press s to start training"
+    tile: tuple[int, int] | None = None
+    group: int = 1
+    height: int | None = None  # rows, when the pane should not share space evenly
+    side: bool = False  # a narrower companion pane, hidden on narrow screens (a bigger tab shows it)
+
+
+@dataclass(frozen=True)
+class PointsPane:
+    """The newest points artifact ({"x", "y", "label", "projection"}) as a coloured scatter."""
+
+    artifact: str
+    id: str
+
+
+@dataclass(frozen=True)
+class Tab:
+    title: str
+    id: str
+    panes: tuple
+    vertical: bool = False  # stack the panes instead of placing them side by side
+
+
+def dashboard(recipe: str) -> tuple[Tab, ...]:
+    """The recipe's own dashboard tabs (Settings, Code and Quiz are added by the studio)."""
+    import importlib
+
+    return importlib.import_module(RECIPES[recipe][0].__module__).DASHBOARD
+
+
 def _registry() -> dict[str, tuple[type, str]]:
     from engine.configs.vae import VAEConfig
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.configs import param
+from engine.configs import Curves, ImagePane, PointsPane, Tab, param
 
 
 @dataclass
@@ -20,3 +20,21 @@ class VAEConfig:
                          choices=("digits", "mnist", "fashion-mnist", "folder"))
     data_path: str = param("", "folder holding MNIST files, or a folder of images, when dataset needs one")
     train_size: int = param(20000, "embedded digits generated for training (validation adds 2,000)", low=256, high=200_000)
+
+
+GRID = (30, 2)  # the recipe's image grids: 28-pixel digits with 2 pixels of padding
+
+DASHBOARD = (
+    Tab("Train", "tab-train", (
+        Curves(),
+        ImagePane("samples", "train-samples", placeholder="no samples yet", tile=GRID, side=True),
+    )),
+    Tab("Samples", "tab-samples", (
+        ImagePane("samples", "samples", tile=GRID),
+        ImagePane("recon", "recon", placeholder="reconstructions appear once training starts", tile=GRID, group=2),
+    )),
+    Tab("Latent", "tab-latent", (
+        PointsPane("latent_map", "latent-map"),
+        ImagePane("latent_walk", "walk", placeholder="the latent walk appears once training starts", height=10),
+    ), vertical=True),
+)

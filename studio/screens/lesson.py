@@ -12,10 +12,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Markdown, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.configs import get_config_class, specs
+from engine.configs import Curves, ImagePane, PointsPane, dashboard, get_config_class, specs
 from engine.rundir import CONTINUABLE, RunDir, RunDirError
 from studio.bridge import Bridge
 from studio.lessons import CODE_LINK, Lesson, get_lesson
@@ -30,11 +31,6 @@ from studio.widgets.quiz import QuizPanel
 from studio.widgets.status_line import StatusLine
 
 ACTIVE = ("starting", "running", "paused")
-# (widget id, artifact name): which image view shows which artifact.
-VIEWS = (("train-samples", "samples"), ("samples", "samples"), ("recon", "recon"), ("walk", "latent_walk"))
-TILE = (30, 2)  # the engine's grids: 28-pixel images with 2 pixels of padding
-TABS = (("tab-train", "Train"), ("tab-samples", "Samples"), ("tab-latent", "Latent"),
-        ("tab-settings", "Settings"), ("tab-code", "Code"), ("tab-quiz", "Quiz"))
 LOG_FRESH_S = 15.0  # seconds an engine log line stays on screen
 NARROW = 110  # columns below which the lesson text and the dashboard take turns
 
@@ -53,14 +49,15 @@ class LessonScreen(Screen):
         Binding("g", "sample_now", "Sample", tooltip="Refresh the samples now", show=False),
         Binding("R", "app.show_runs", "Runs", show=False),
         Binding("escape", "back", "Catalog", tooltip="Back to the catalog (training keeps going)"),
-        *[Binding(str(i + 1), f"tab('{tab}')", title, show=False)
-          for i, (tab, title) in enumerate(TABS)],
+        *[Binding(str(i), f"tab({i})", f"Tab {i}", show=False) for i in range(1, 10)],
     ]
 
     def __init__(self, lesson_id: str, attach: str | None = None, resume: bool = False) -> None:
         super().__init__()
         self.lesson: Lesson = get_lesson(lesson_id)
         self.spec_list = specs(get_config_class(self.lesson.recipe))
+        self.tabs = dashboard(self.lesson.recipe)
+        self.panes = [pane for tab in self.tabs for pane in tab.panes]
         self.params = {s.name: s.default for s in self.spec_list}
         self.bridge = Bridge()
         self.snapshot: RunSnapshot | None = None
@@ -79,24 +76,17 @@ class LessonScreen(Screen):
             with Vertical(id="dashboard"):
                 yield Static("", id="banner")
                 with TabbedContent(id="tabs"):
-                    with TabPane("1 Train", id="tab-train"):
-                        with Horizontal(classes="views"):
-                            yield LossCurves(id="curves")
-                            yield ImageView(id="train-samples", caption="samples from fixed latent seeds",
-                                            placeholder="no samples yet")
-                    with TabPane("2 Samples", id="tab-samples"):
-                        with Horizontal(classes="views"):
-                            yield ImageView(id="samples", placeholder="no samples yet: press s to start training")
-                            yield ImageView(id="recon", placeholder="reconstructions appear once training starts")
-                    with TabPane("3 Latent", id="tab-latent"):
-                        with Vertical(classes="views"):
-                            yield LatentMap(id="latent-map")
-                            yield ImageView(id="walk", placeholder="the latent walk appears once training starts")
-                    with TabPane("4 Settings", id="tab-settings"):
+                    for n, tab in enumerate(self.tabs, start=1):
+                        with TabPane(f"{n} {tab.title}", id=tab.id):
+                            with (Vertical if tab.vertical else Horizontal)(classes="views"):
+                                for pane in tab.panes:
+                                    yield make_pane(pane)
+                    n = len(self.tabs)
+                    with TabPane(f"{n + 1} Settings", id="tab-settings"):
                         yield HyperparamForm(self.spec_list, self.params, id="form")
-                    with TabPane("5 Code", id="tab-code"):
+                    with TabPane(f"{n + 2} Code", id="tab-code"):
                         yield CodeView(self.lesson.code, id="code")
-                    with TabPane("6 Quiz", id="tab-quiz"):
+                    with TabPane(f"{n + 3} Quiz", id="tab-quiz"):
                         yield QuizPanel(self.lesson.id, self.lesson.quiz, id="quiz")
                 yield Static("", id="log-line")
                 yield StatusLine(id="status")
@@ -105,9 +95,6 @@ class LessonScreen(Screen):
     def on_mount(self) -> None:
         mark_opened(self.lesson.id)
         self.query_one(StatusLine).update_from(None)
-        for view_id in ("train-samples", "samples", "recon"):
-            self.query_one(f"#{view_id}", ImageView).tile = TILE
-        self.query_one("#recon", ImageView).tile_group = 2
         if self._attach_to:
             rd = RunDir(self._attach_to)
             if self._resume and not rd.engine_alive():
@@ -159,14 +146,17 @@ class LessonScreen(Screen):
         self.query_one(HyperparamForm).running = snap.state in ("running", "paused")
         # Only what changed is touched: every update costs the training process CPU time.
         old_versions = old.sample_versions if old and old.run_dir == snap.run_dir else {}
-        for view_id, name in VIEWS:
-            if name in snap.samples and snap.sample_versions.get(name) != old_versions.get(name):
-                view = self.query_one(f"#{view_id}", ImageView)
+        for pane in self.panes:
+            name = getattr(pane, "artifact", None)
+            if name not in snap.samples or snap.sample_versions.get(name) == old_versions.get(name):
+                continue
+            widget = self.query_one(f"#{pane.id}")
+            if isinstance(widget, ImageView):
                 step = Path(snap.samples[name]).stem.rsplit("-", 1)[-1].lstrip("0") or "0"
-                view.caption = f"{snap.captions.get(name, name)} · step {step}"
-                view.path = snap.samples[name]
-        if "latent_map" in snap.samples:
-            self.query_one(LatentMap).load(snap.samples["latent_map"])
+                widget.caption = f"{snap.captions.get(name, name)} · step {step}"
+                widget.path = snap.samples[name]
+            else:
+                widget.load(snap.samples[name])
         self._show_banner(snap)
         # The engine's latest log line, while it is news (or while nothing else is happening).
         fresh = bool(snap.logs) and (time.time() - snap.last_log_time < LOG_FRESH_S or snap.state == "starting")
@@ -292,10 +282,13 @@ class LessonScreen(Screen):
             return
         self.notify(f"Saved the sample grid to {dest}", timeout=8)
 
-    def action_tab(self, tab: str) -> None:
-        """Show a dashboard tab (keys 1-6); on a narrow screen this hides the lesson text."""
-        self.query_one(TabbedContent).active = tab
-        self.remove_class("show-lesson")
+    def action_tab(self, number: int) -> None:
+        """Show the numbered dashboard tab (keys 1-9); on a narrow screen this hides the
+        lesson text."""
+        panes = list(self.query(TabPane))
+        if 1 <= number <= len(panes):
+            self.query_one(TabbedContent).active = panes[number - 1].id
+            self.remove_class("show-lesson")
 
     def action_toggle_lesson(self) -> None:
         if self.has_class("narrow"):
@@ -342,3 +335,18 @@ class LessonScreen(Screen):
     @on(QuizFinished)
     def quiz_finished(self, event: QuizFinished) -> None:
         record_quiz(event.lesson_id, event.score, event.total)
+
+
+def make_pane(pane) -> Widget:
+    """The widget for one pane of a recipe's dashboard."""
+    if isinstance(pane, Curves):
+        return LossCurves(id=pane.id)
+    if isinstance(pane, PointsPane):
+        return LatentMap(id=pane.id)
+    if isinstance(pane, ImagePane):
+        view = ImageView(id=pane.id, placeholder=pane.placeholder, classes="side-pane" if pane.side else None)
+        view.tile, view.tile_group = pane.tile, pane.group
+        if pane.height:
+            view.styles.height = pane.height
+        return view
+    raise TypeError(f"unknown dashboard pane {pane!r}")
