@@ -97,6 +97,8 @@ class Runner:
         except (ValueError, OSError) as e:
             return self._fail("data", str(e), "check dataset and data_path in the settings")
         self.batch_size = self.recipe.batch_size
+        if self.device.type == "cpu" and self.recipe.cpu_threads:
+            torch.set_num_threads(self.recipe.cpu_threads)
 
         resumed_from = None
         if self.rd.checkpoint_path.exists():

@@ -26,5 +26,5 @@ def sample_to_png(run_dir: str | Path, out: str | Path, n: int = 64, seed: int =
     recipe.load_state_dict(ck["state"])
     images = recipe.sample_images(n, torch.Generator().manual_seed(seed))
     out = Path(out)
-    save_png(make_grid(images, nrow=max(1, int(math.ceil(math.sqrt(n))))), out)
+    save_png(make_grid(images, nrow=max(1, int(math.ceil(math.sqrt(len(images)))))), out)
     return out

@@ -12,7 +12,6 @@ from rich.table import Table
 from engine.launch import start_engine
 from engine.rundir import TERMINAL_STATES, EventTail, History, RunDir, list_runs, read_history
 
-SUMMARY_KEYS = ("train/loss", "val/loss", "val/recon", "val/kl", "quality/recognisability", "quality/coverage")
 
 
 def fmt_duration(seconds: float) -> str:
@@ -105,11 +104,11 @@ def summary_table(rd: RunDir, hist: History) -> Table:
     table.add_row("device", hist.device or "?")
     if hist.status:
         table.add_row("training time", fmt_duration(hist.status.get("elapsed", 0)))
-    for key in SUMMARY_KEYS:
-        if hist.metrics.get(key):
-            table.add_row(key, f"{hist.metrics[key][-1][1]:.4g}")
-    if "samples" in hist.samples:
-        table.add_row("samples", str(rd.path / hist.samples["samples"]))
+    for key in sorted(hist.metrics, key=lambda k: (k.split("/")[0] != "train", k.split("/")[0] != "val", k)):
+        table.add_row(key, f"{hist.metrics[key][-1][1]:.4g}")
+    for name, rel in hist.samples.items():
+        if rel.endswith(".png"):
+            table.add_row(name, str(rd.path / rel))
     if rd.checkpoint_path.exists():
         table.add_row("checkpoint", str(rd.checkpoint_path))
     for err in hist.errors:

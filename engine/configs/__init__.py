@@ -197,10 +197,11 @@ def dashboard(recipe: str) -> tuple[Tab, ...]:
 
 
 def _registry() -> dict[str, tuple[type, str]]:
+    from engine.configs.gan2d import GAN2DConfig
     from engine.configs.vae import VAEConfig
 
     # name -> (config class, module that defines the torch recipe)
-    return {"vae": (VAEConfig, "engine.recipes.vae")}
+    return {"vae": (VAEConfig, "engine.recipes.vae"), "gan2d": (GAN2DConfig, "engine.recipes.gan2d")}
 
 
 RECIPES = _registry()

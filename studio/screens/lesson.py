@@ -42,7 +42,7 @@ class LessonScreen(Screen):
         Binding("n", "step", "Step", tooltip="Run a single training step (pauses first)"),
         Binding("x", "stop", "Stop", tooltip="Stop training and save a checkpoint"),
         Binding("l", "toggle_lesson", "Lesson", tooltip="Show or hide the lesson text"),
-        Binding("e", "export", "Export PNG", tooltip="Save the current sample grid as a PNG"),
+        Binding("e", "export", "Export PNG", tooltip="Save the current samples as a PNG in the current folder"),
         Binding("u", "continue_run", "Continue", tooltip="Continue this stopped run from its last checkpoint"),
         Binding("r", "reset", "Reset", tooltip="Start over with fresh weights (the old run is kept)"),
         Binding("c", "checkpoint", "Checkpoint", tooltip="Save a checkpoint now", show=False),
@@ -58,6 +58,8 @@ class LessonScreen(Screen):
         self.spec_list = specs(get_config_class(self.lesson.recipe))
         self.tabs = dashboard(self.lesson.recipe)
         self.panes = [pane for tab in self.tabs for pane in tab.panes]
+        # What e exports: the first image the dashboard shows (the sample grid, the field).
+        self.export_artifact = next((p.artifact for p in self.panes if isinstance(p, ImagePane)), None)
         self.params = {s.name: s.default for s in self.spec_list}
         self.bridge = Bridge()
         self.snapshot: RunSnapshot | None = None
@@ -211,7 +213,7 @@ class LessonScreen(Screen):
             return bool(snap and state in CONTINUABLE and snap.has_checkpoint
                         and snap.step < snap.total_steps)
         if action == "export":
-            return bool(snap and "samples" in snap.samples)
+            return bool(snap and self.export_artifact in snap.samples)
         return True
 
     def _new_run(self, params: dict) -> None:
@@ -271,9 +273,9 @@ class LessonScreen(Screen):
         self.bridge.send("sample")
 
     def action_export(self) -> None:
-        if not self.snapshot or "samples" not in self.snapshot.samples:
+        if not self.snapshot or self.export_artifact not in self.snapshot.samples:
             return
-        src = Path(self.snapshot.samples["samples"])
+        src = Path(self.snapshot.samples[self.export_artifact])
         dest = Path.cwd() / f"genstudio-{self.bridge.run.name}-{src.stem.rsplit('-', 1)[-1]}.png"
         try:
             shutil.copyfile(src, dest)

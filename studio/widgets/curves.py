@@ -19,14 +19,18 @@ QUALITY_COLOURS = ["green", "magenta", "yellow", "blue"]
 def group_series(names: list[str]) -> list[tuple[str, list[str]]]:
     """Split metric names into panels: total loss (train and val), the loss's other terms,
     and quality scores. Works for any recipe that names metrics split/name."""
-    loss = [n for n in names if n.split("/")[-1] == "loss" and n.split("/")[0] in ("train", "val")]
+    def is_loss(n: str) -> bool:
+        return n.split("/")[-1].startswith("loss")
+
+    loss = [n for n in names if is_loss(n) and n.split("/")[0] in ("train", "val")]
     terms = [n for n in names if n.split("/")[0] in ("train", "val") and n not in loss]
     quality = [n for n in names if n.startswith("quality/")]
-    panels = [("loss", sorted(loss, key=lambda n: n.startswith("val")))]
+    panels = [("loss", sorted(loss, key=lambda n: (n.startswith("val"), n)))]
     if terms:
-        panels.append(("loss terms", sorted(terms)))
+        short = sorted({n.split("/")[-1] for n in terms})
+        panels.append((" · ".join(short), sorted(terms)))
     if quality:
-        panels.append(("sample quality (digit classifier)", sorted(quality)))
+        panels.append(("sample quality", sorted(quality)))
     return panels
 
 
@@ -104,8 +108,9 @@ class LossCurves(VerticalScroll):
                     plt.scatter(xs, ys, label=label, color=colour, marker="dot")
                 else:
                     plt.plot(xs, ys, label=label, color=colour, marker="braille")
-            if title.startswith("sample quality"):
-                plt.ylim(0, 1)
+            if title == "sample quality":
+                top = max((max(series[n][1]) for n in names if series[n][1]), default=1.0)
+                plt.ylim(0, max(1.0, top))
             else:
                 limits = y_limits([series[n][1] for n in names if series[n][1]])
                 if limits:
