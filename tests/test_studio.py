@@ -50,6 +50,11 @@ async def test_catalog_lists_the_lesson_and_opens_it():
         ol = app.screen.query_one("#lesson-list")
         labels = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
         assert any("Variational autoencoder: handwritten digits" in l for l in labels)
+        assert any("A GAN learns a shape" in l for l in labels)
+        ids = [ol.get_option_at_index(i).id for i in range(ol.option_count)]
+        while ol.get_option_at_index(ol.highlighted).id != "vae-digits":
+            await pilot.press("down")
+        assert ids.index("vae-digits") == ol.highlighted
         await pilot.press("enter")
         await pilot.pause()
         screen = lesson_screen(app)
@@ -318,3 +323,28 @@ async def test_command_palette_offers_only_what_can_run_now():
         await pilot.press("enter")
         await pilot.pause()
         assert screen.has_class("hide-lesson")
+
+
+async def test_the_gan_lesson_trains_live_and_shows_the_field():
+    app = GenStudioApp(graphics="halfblock", lesson="gan-shape")
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = lesson_screen(app)
+        assert [p.id for p in screen.query("TabPane")][:2] == ["tab-train", "tab-field"]
+        await fill_form(pilot, screen, {"hidden": 16, "steps": 1_000_000, "shape": "ring"})
+        screen.query_one("#form-apply").scroll_visible(animate=False)
+        await pilot.pause()
+        await pilot.click("#form-apply")
+        await wait_for(pilot, lambda: screen.snapshot is not None and "field" in screen.snapshot.samples
+                       and "train/loss_d" in screen.snapshot.series, what="field and GAN losses")
+        await pilot.press("2")
+        await pilot.pause()
+        assert screen.query_one("#tabs").active == "tab-field"
+        assert screen.query_one("#field", ImageView).path == screen.snapshot.samples["field"]
+        # Step modes apply live: train the discriminator alone.
+        await fill_form(pilot, screen, {"step_mode": "discriminator"})
+        screen.query_one("#form-apply").scroll_visible(animate=False)
+        await pilot.pause()
+        await pilot.click("#form-apply")
+        await wait_for(pilot, lambda: screen.snapshot.params.get("step_mode") == "discriminator", what="live mode")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: screen.snapshot.state == "stopped", what="stopped")

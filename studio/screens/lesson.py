@@ -289,8 +289,14 @@ class LessonScreen(Screen):
         lesson text."""
         panes = list(self.query(TabPane))
         if 1 <= number <= len(panes):
-            self.query_one(TabbedContent).active = panes[number - 1].id
+            self._show_tab(panes[number - 1].id)
             self.remove_class("show-lesson")
+
+    def _show_tab(self, tab_id: str) -> None:
+        # Focus left inside a hidden tab would pull that tab back to the front.
+        if self.focused is not None and tab_id not in [a.id for a in self.focused.ancestors]:
+            self.set_focus(None)
+        self.query_one(TabbedContent).active = tab_id
 
     def action_toggle_lesson(self) -> None:
         if self.has_class("narrow"):
@@ -320,7 +326,7 @@ class LessonScreen(Screen):
         self._new_run(self.params)
         changed = ", ".join(f"{k}={v}" for k, v in event.changed.items())
         self.notify(f"{'Restarted' if active else 'Started'} with {changed}; earlier runs are kept in Runs.")
-        self.query_one(TabbedContent).active = "tab-train"
+        self._show_tab(self.tabs[0].id)
 
     @on(Markdown.LinkClicked)
     def link_clicked(self, event: Markdown.LinkClicked) -> None:
@@ -328,7 +334,7 @@ class LessonScreen(Screen):
         if not m:
             self.app.open_url(event.href)
             return
-        self.query_one(TabbedContent).active = "tab-code"
+        self._show_tab("tab-code")
         if self.has_class("show-lesson"):
             self.remove_class("show-lesson")
         if not self.query_one(CodeView).show(m["path"], m["symbol"]):
