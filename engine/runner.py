@@ -26,7 +26,6 @@ from engine.rundir import JsonlTail, RunDir, atomic_write_bytes, atomic_write_js
 
 METRICS_INTERVAL = 0.1  # seconds between metric events: at most ~10 a second
 COMMAND_INTERVAL = 0.02  # seconds between reads of the command log while training
-SAMPLE_INTERVAL = 3.0  # seconds between sample refreshes, at the least
 SAMPLE_BUDGET = 0.08  # views may take at most this share of wall time (the interval grows)
 CHECKPOINT_INTERVAL = 30.0  # seconds between periodic checkpoints
 
@@ -126,7 +125,7 @@ class Runner:
             return self._fail("crash", f"{type(e).__name__}: {e}", f"see {self.rd.log_path} for the traceback")
 
     def _loop(self) -> int:
-        sample_interval = SAMPLE_INTERVAL
+        sample_interval = base_interval = self.recipe.view_interval
         last_sample = last_ckpt = time.monotonic()
         self._views()  # the untrained model's samples, so the learner sees where it starts
         tick = time.monotonic()
@@ -168,7 +167,7 @@ class Runner:
                 self._views()
                 cost = time.monotonic() - t0
                 # Keep the views' share of time bounded: slow views are refreshed less often.
-                sample_interval = max(SAMPLE_INTERVAL, cost / SAMPLE_BUDGET)
+                sample_interval = max(base_interval, cost / SAMPLE_BUDGET)
                 last_sample = time.monotonic()
             if now - last_ckpt >= CHECKPOINT_INTERVAL:
                 self._checkpoint()

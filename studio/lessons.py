@@ -105,7 +105,11 @@ def find_symbol(source: str, symbol: str | None) -> tuple[int, int] | None:
         else:
             return None
     end = start + 1
-    while end < len(lines) and (not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > indent):
+    def inside(line: str) -> bool:
+        # Blank, indented deeper, or the ")" that closes a signature split over lines.
+        return not line.strip() or len(line) - len(line.lstrip()) > indent or line.lstrip().startswith(")")
+
+    while end < len(lines) and inside(lines[end]):
         end += 1
     while end > start + 1 and not lines[end - 1].strip():
         end -= 1

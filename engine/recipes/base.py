@@ -35,6 +35,7 @@ class Recipe:
     batch_size: int = 1
     train_size: int = 1
     cpu_threads: int | None = None  # tiny models run faster on one CPU thread than on many
+    view_interval: float = 3.0  # seconds between refreshes of the views, at the least
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """One optimisation step; returns detached scalar tensors (no .item(): the runner

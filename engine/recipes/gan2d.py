@@ -27,7 +27,8 @@ REAL_DOT, FAKE_DOT = np.array([120, 255, 170]), np.array([255, 120, 230])
 class GAN2DRecipe(Recipe):
     def __init__(self, ctx: RunContext, cfg: GAN2DConfig):
         # Networks this small spend more time coordinating threads than computing.
-        super().__init__(ctx=ctx, cfg=cfg, batch_size=cfg.batch_size, cpu_threads=1)
+        # Its views are cheap, and the points move fast: refresh them twice a second.
+        super().__init__(ctx=ctx, cfg=cfg, batch_size=cfg.batch_size, cpu_threads=1, view_interval=0.5)
         dev = ctx.device
         a = GAN2DArgs(noise_dim=cfg.noise_dim, hidden=cfg.hidden, layers=cfg.layers)
         self.G, self.D = Generator(a).to(dev), Discriminator(a).to(dev)
