@@ -234,7 +234,8 @@ class Runner:
         rate = (self.step - s0) / (now - t0) if now > t0 and self.step > s0 else 0.0
         self._window = (now, self.step)
         self.emit("status", {
-            "epoch": self.step * self.batch_size / max(1, self.recipe.train_size),
+            # None when the data is fresh every step (no epochs): the 2-D shapes, say.
+            "epoch": self.step * self.batch_size / self.recipe.train_size if self.recipe.train_size else None,
             "steps_per_s": rate,
             "samples_per_s": rate * self.batch_size,
             "elapsed": self.elapsed,

@@ -33,7 +33,7 @@ class Recipe:
     ctx: RunContext
     cfg: Any
     batch_size: int = 1
-    train_size: int = 1
+    train_size: int = 1  # examples in the training set; 0 when every step draws fresh data
     cpu_threads: int | None = None  # tiny models run faster on one CPU thread than on many
     view_interval: float = 3.0  # seconds between refreshes of the views, at the least
 

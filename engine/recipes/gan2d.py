@@ -41,7 +41,7 @@ class GAN2DRecipe(Recipe):
         # Fixed noise and a fixed real sample, so the views and distances compare like with like.
         self.fixed_z = torch.randn(N_EVAL, cfg.noise_dim, generator=g).to(dev)
         self.real_eval = sample_toy(cfg.shape, N_EVAL, generator=g).to(dev)
-        self.train_size = cfg.batch_size  # fresh points every step: an "epoch" is one batch
+        self.train_size = 0  # fresh points every step: there are no epochs
 
     # -- training --
     def _step_discriminator(self, real: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -25,7 +25,7 @@ def status_text(snap: RunSnapshot | None) -> Text:
         (f"● {snap.state}", STATE_STYLE.get(snap.state, "")),
         f"  {snap.device or '…'}",
         f"  step {snap.step:,}/{snap.total_steps:,}",
-        f"  epoch {st.get('epoch', 0.0):.2f}",
+        f"  epoch {st['epoch']:.2f}" if st.get("epoch") is not None else "",
         f"  {rate:,.1f} steps/s",
         f"  {st.get('samples_per_s', 0.0) if rate else 0.0:,.0f} samples/s",
         f"  {fmt_duration(st.get('elapsed', 0.0))} elapsed",
