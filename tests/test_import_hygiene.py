@@ -16,7 +16,7 @@ ENGINE_MODULES = [
     "engine.runner", "engine.recipes.vae", "engine.models.vae", "engine.data.digits", "engine.data.images",
     "engine.metrics.digit_classifier", "engine.checkpoint", "engine.sample", "engine.launch", "engine.rundir",
     "engine.data.toy2d", "engine.metrics.distance2d", "engine.data.faces", "engine.metrics.face_classifier",
-    "engine.recipes.gan2d",
+    "engine.recipes.gan2d", "engine.cachetools",
 ]
 
 

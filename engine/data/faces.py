@@ -33,13 +33,12 @@ from __future__ import annotations
 
 import io
 import math
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
 from engine import rundir
+from engine.cachetools import one_thread
 
 # Bump when the drawing changes: cached data sets and classifiers carry it in their names.
 FACES_VERSION = 1
@@ -336,19 +335,6 @@ def random_attributes(n: int, seed: int, fixed: dict[str, int] | None = None) ->
     return labels
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch ops on one thread, restoring the setting after.
-
-    Drawing is hundreds of small element-wise ops per batch. Split across threads, each op
-    ends at a barrier that costs more than it saves, and on a busy machine a barrier waits
-    for a descheduled thread: 20,000 faces took 4 s on one thread and 135 s on two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def draw_faces(labels: dict[str, torch.Tensor], seed: int, size: int = 32) -> torch.Tensor:
@@ -360,7 +346,7 @@ def draw_faces(labels: dict[str, torch.Tensor], seed: int, size: int = 32) -> to
     n = _check_labels(labels)
     g = torch.Generator().manual_seed(int(seed))
     images = torch.empty(n, 3, size, size, dtype=torch.uint8)
-    with torch.no_grad(), _one_thread():
+    with torch.no_grad(), one_thread():
         for i in range(0, n, BATCH):
             chunk = {k: labels[k][i:i + BATCH].long() for k in FACE_ATTRIBUTES}
             images[i:i + BATCH] = (_render_batch(chunk, g, size).clamp(0, 1) * 255).round().to(torch.uint8)

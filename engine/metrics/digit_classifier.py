@@ -15,15 +15,15 @@ from __future__ import annotations
 import io
 import math
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from engine import rundir
+from engine.cachetools import file_lock
 from engine.data.digits import DIGITS_VERSION, load_digits, make_digits
 
 # Bump when the architecture or the training recipe changes (old cache files are ignored).
@@ -186,22 +186,6 @@ def score_digits(clf: DigitClassifier, images: torch.Tensor) -> dict[str, float]
     }
 
 
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` so two processes don't both train (POSIX only;
-    elsewhere the atomic rename still keeps the cache file whole)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _load(path: Path, device: str | torch.device) -> DigitClassifier | None:
@@ -226,7 +210,7 @@ def get_digit_classifier(device: str | torch.device = "cpu", cache_dir: Path | N
     model = _load(path, device)
     if model is not None:
         return model
-    with _file_lock(folder / (path.name + ".lock")):
+    with file_lock(folder / (path.name + ".lock")):
         model = _load(path, device)  # another process may have trained it while we waited
         if model is not None:
             return model

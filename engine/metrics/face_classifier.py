@@ -24,8 +24,7 @@ import torch.nn.functional as F
 
 from engine import rundir
 from engine.data.faces import ATTRIBUTE_CLASSES, FACE_ATTRIBUTES, FACES_VERSION, load_faces, make_faces
-from engine.data.faces import _one_thread  # shared helpers, kept private to the engine
-from engine.metrics.digit_classifier import _file_lock
+from engine.cachetools import file_lock, one_thread
 
 # Bump when the architecture or the training recipe changes (old cache files are ignored).
 CLASSIFIER_VERSION = 1
@@ -102,7 +101,7 @@ def train_face_classifier(device: str | torch.device = "cpu", seed: int = 0, n: 
     # One CPU thread: this small net gains little from a second one, and on a busy machine
     # two threads were twice as slow (43 s against 18 s for the default run).
     with torch.random.fork_rng(devices=[] if dev.type == "cpu" else None,
-                               device_type=None if dev.type == "cpu" else dev.type), _one_thread():
+                               device_type=None if dev.type == "cpu" else dev.type), one_thread():
         torch.manual_seed(seed)  # initial weights and dropout
         g = torch.Generator().manual_seed(seed)  # batches and augmentation
         model = FaceClassifier(size).to(dev)
@@ -191,7 +190,7 @@ def get_face_classifier(device: str | torch.device = "cpu", size: int = 32, cach
     model = _load(path, device, size)
     if model is not None:
         return model
-    with _file_lock(folder / (path.name + ".lock")):
+    with file_lock(folder / (path.name + ".lock")):
         model = _load(path, device, size)  # another process may have trained it while we waited
         if model is not None:
             return model
