@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engine import rundir
-from engine.cachetools import file_lock
+from engine.cachetools import file_lock, isolated_rng, one_cycle_adamw
 from engine.data.digits import DIGITS_VERSION, load_digits, make_digits
 
 # Bump when the architecture or the training recipe changes (old cache files are ignored).
@@ -100,15 +100,11 @@ def train_digit_classifier(device: str | torch.device = "cpu", seed: int = 0, n:
     t0 = time.perf_counter()
     dev = torch.device(device)
     images, labels = load_digits(n, TRAIN_SEED, cache_dir)  # (n, 28, 28) uint8, (n,)
-    with torch.random.fork_rng(devices=[] if dev.type == "cpu" else None,
-                               device_type=None if dev.type == "cpu" else dev.type):
-        torch.manual_seed(seed)  # initial weights and dropout
-        g = torch.Generator().manual_seed(seed)  # batches and augmentation
+    with isolated_rng(seed, dev) as g:  # g: batches and augmentation
         model = DigitClassifier().to(dev)
         batch = 128
         steps = epochs * math.ceil(n / batch)
-        opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.15)
+        opt, sched = one_cycle_adamw(model, 3e-3, steps)
         say(f"training the digit classifier on {n} digits ({epochs} epochs)")
         model.train()
         for epoch in range(epochs):

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from engine import rundir
 from engine.data.faces import ATTRIBUTE_CLASSES, FACE_ATTRIBUTES, FACES_VERSION, load_faces, make_faces
-from engine.cachetools import file_lock, one_thread
+from engine.cachetools import file_lock, isolated_rng, one_cycle_adamw, one_thread
 
 # Bump when the architecture or the training recipe changes (old cache files are ignored).
 CLASSIFIER_VERSION = 1
@@ -100,15 +100,11 @@ def train_face_classifier(device: str | torch.device = "cpu", seed: int = 0, n: 
     targets = torch.stack([labels[name] for name in FACE_ATTRIBUTES], dim=1)  # (n, A)
     # One CPU thread: this small net gains little from a second one, and on a busy machine
     # two threads were twice as slow (43 s against 18 s for the default run).
-    with torch.random.fork_rng(devices=[] if dev.type == "cpu" else None,
-                               device_type=None if dev.type == "cpu" else dev.type), one_thread():
-        torch.manual_seed(seed)  # initial weights and dropout
-        g = torch.Generator().manual_seed(seed)  # batches and augmentation
+    with isolated_rng(seed, dev) as g, one_thread():  # g: batches and augmentation
         model = FaceClassifier(size).to(dev)
         batch = 128
         steps = epochs * math.ceil(n / batch)
-        opt = torch.optim.AdamW(model.parameters(), lr=4e-3, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=4e-3, total_steps=steps, pct_start=0.15)
+        opt, sched = one_cycle_adamw(model, 4e-3, steps)
         say(f"training the face classifier on {n} faces of {size}x{size} ({epochs} epochs)")
         model.train()
         for epoch in range(epochs):
