@@ -19,7 +19,9 @@ from engine.rundir import RunDir, RunDirError, pid_alive
 LAUNCHED: list[subprocess.Popen] = []  # every engine this process started (the tests clean up with it)
 
 
-def start_engine(run_dir: str | Path, env: dict | None = None) -> subprocess.Popen:
+def start_engine(run_dir: str | Path, env: dict | None = None, serve: float = 0.0) -> subprocess.Popen:
+    """Start the engine on ``run_dir``. ``serve`` > 0 keeps it answering view commands for
+    that many idle seconds after training finishes (the studio's pickers use it)."""
     rd = RunDir(run_dir)
     rd.read_config()  # fail here, with a clear message, rather than in the child
     if rd.engine_alive():
@@ -36,7 +38,8 @@ def start_engine(run_dir: str | Path, env: dict | None = None) -> subprocess.Pop
     offset = rd.commands_path.stat().st_size if rd.commands_path.exists() else 0
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "run", str(rd.path), "--commands-from", str(offset)],
+            [sys.executable, "-m", "engine", "run", str(rd.path), "--commands-from", str(offset),
+             *(["--serve", f"{serve:g}"] if serve > 0 else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, env=child_env, cwd=str(rd.path),
         )

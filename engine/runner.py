@@ -28,6 +28,7 @@ METRICS_INTERVAL = 0.1  # seconds between metric events: at most ~10 a second
 COMMAND_INTERVAL = 0.02  # seconds between reads of the command log while training
 SAMPLE_BUDGET = 0.08  # views may take at most this share of wall time (the interval grows)
 CHECKPOINT_INTERVAL = 30.0  # seconds between periodic checkpoints
+SERVE_POLL = 0.05  # seconds between reads of the command log while serving views
 
 
 class NonFiniteLoss(RuntimeError):
@@ -35,10 +36,14 @@ class NonFiniteLoss(RuntimeError):
 
 
 class Runner:
-    def __init__(self, run_dir: str | Path, commands_from: int = 0):
+    def __init__(self, run_dir: str | Path, commands_from: int = 0, serve: float = 0.0):
         """``commands_from``: byte offset in commands.jsonl where this process's commands
         start; the launcher passes the file's size at launch, so a resumed run does not
-        replay the commands of the process before it."""
+        replay the commands of the process before it.
+
+        ``serve``: once training has finished, keep the model loaded and answer ``set`` and
+        ``sample`` commands (the attribute picker, say) until a ``stop`` or this many
+        seconds without a command. 0 (headless runs) exits at once."""
         self.rd = RunDir(run_dir)
         self.cfg = self.rd.read_config()
         self.recipe_name = self.cfg["recipe"]
@@ -55,6 +60,8 @@ class Runner:
         self._window = (time.monotonic(), 0)  # (time, step) at the last status
         fault = os.environ.get("GENSTUDIO_FAULT_NAN_AT")
         self.nan_at = int(fault) if fault else None
+        self.serve = serve
+        self.steps_here = 0  # steps trained by this process (0 when it only serves views)
 
     # -- events --
     def emit(self, type: str, payload: dict | None = None) -> None:
@@ -148,6 +155,7 @@ class Runner:
                 continue
             metrics = self.recipe.train_step()
             self.step += 1
+            self.steps_here += 1
             inject_nan_for_tests(self.nan_at, self.step, metrics)
             for k, v in metrics.items():
                 self._acc[k] = self._acc[k] + v if k in self._acc else v.clone()
@@ -174,9 +182,28 @@ class Runner:
                 last_ckpt = time.monotonic()
         self._flush_metrics()
         self._views()
-        self._checkpoint()
+        if self.steps_here or not self.rd.checkpoint_path.exists():
+            self._checkpoint()
         self.emit("state", {"state": "finished"})
+        if self.serve > 0:
+            self._serve_views()
         return 0
+
+    def _serve_views(self) -> None:
+        """After training: answer view commands until stopped or idle for ``serve`` s."""
+        self.log("training finished; the model stays loaded for the views while you use them")
+        last_command = time.monotonic()
+        while not self.stop_requested and time.monotonic() - last_command < self.serve:
+            for cmd in self.commands.read_objects():
+                last_command = time.monotonic()
+                name, args = cmd.get("cmd"), cmd.get("args") or {}
+                if name == "set":
+                    self._set(args.get("key"), args.get("value"))
+                elif name == "sample":
+                    self._views()
+                elif name == "stop":
+                    self.stop_requested = True
+            time.sleep(SERVE_POLL)
 
     # -- control --
     def _poll_commands(self) -> None:
@@ -297,9 +324,9 @@ def inject_nan_for_tests(at: int | None, step: int, metrics: dict) -> None:
             metrics[k] = metrics[k] * float("nan")
 
 
-def main(run_dir: str, commands_from: int = 0) -> int:
+def main(run_dir: str, commands_from: int = 0, serve: float = 0.0) -> int:
     try:
-        runner = Runner(run_dir, commands_from=commands_from)
+        runner = Runner(run_dir, commands_from=commands_from, serve=serve)
     except Exception as e:
         print(f"genstudio engine: {e}", flush=True)
         return 2

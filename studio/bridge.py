@@ -17,6 +17,7 @@ from studio.messages import RunSnapshot
 POLL_INTERVAL = 0.1  # seconds between reads of the event log
 POST_INTERVAL = 0.5  # at most two snapshots a second reach the UI
 MAX_POINTS = 400  # per curve in a snapshot
+SERVE_S = 600.0  # an engine the studio starts answers the views this long after training, when idle
 
 
 def downsample(points: list[tuple[int, float]], limit: int = MAX_POINTS) -> tuple[list[int], list[float]]:
@@ -38,9 +39,11 @@ class Bridge:
 
     # -- starting --
     def launch(self, rd: RunDir) -> None:
-        """Start an engine on ``rd`` (a new run, or one to resume from its checkpoint)."""
+        """Start an engine on ``rd`` (a new run, one to resume from its checkpoint, or a
+        finished one whose model the views need again). It stays for the views after
+        training until stopped or idle for SERVE_S seconds."""
         self.run = rd
-        self.proc = start_engine(rd.path)
+        self.proc = start_engine(rd.path, serve=SERVE_S)
 
     def attach(self, rd: RunDir) -> None:
         rd.read_config()

@@ -6,18 +6,16 @@ import sys
 
 from conftest import ROOT
 
-UI_MODULES = [
-    "studio.app", "studio.cli", "studio.bridge", "studio.headless", "studio.lessons", "studio.progress",
-    "studio.screens.catalog", "studio.screens.lesson", "studio.screens.runs",
-    "studio.widgets.curves", "studio.widgets.image_view", "studio.widgets.hyperparams",
-    "studio.widgets.quiz", "studio.widgets.code_view", "studio.widgets.latent_map", "studio.widgets.status_line",
-]
-ENGINE_MODULES = [
-    "engine.runner", "engine.recipes.vae", "engine.models.vae", "engine.data.digits", "engine.data.images",
-    "engine.metrics.digit_classifier", "engine.checkpoint", "engine.sample", "engine.launch", "engine.rundir",
-    "engine.data.toy2d", "engine.metrics.distance2d", "engine.data.faces", "engine.metrics.face_classifier",
-    "engine.recipes.gan2d", "engine.cachetools",
-]
+def _package_modules(package: str) -> list[str]:
+    """Every module of a package, found on disk, so a new module is checked without a list
+    to update."""
+    return sorted(".".join(path.relative_to(ROOT).with_suffix("").parts)
+                  for path in (ROOT / package).rglob("*.py")
+                  if path.name not in ("__init__.py", "__main__.py"))
+
+
+UI_MODULES = _package_modules("studio")
+ENGINE_MODULES = _package_modules("engine")
 
 
 def _modules_after(imports: list[str]) -> set[str]:

@@ -348,3 +348,38 @@ async def test_the_gan_lesson_trains_live_and_shows_the_field():
         await wait_for(pilot, lambda: screen.snapshot.params.get("step_mode") == "discriminator", what="live mode")
         await pilot.press("x")
         await wait_for(pilot, lambda: screen.snapshot.state == "stopped", what="stopped")
+
+
+async def test_the_attribute_picker_redraws_faces_with_the_chosen_attributes():
+    app = GenStudioApp(graphics="halfblock", lesson="cgan-faces")
+    async with app.run_test(size=(140, 44)) as pilot:
+        screen = lesson_screen(app)
+        assert [p.id for p in screen.query("TabPane")][:3] == ["tab-train", "tab-picker", "tab-explorer"]
+        # Without a run, a choice is kept for the next one.
+        screen.query_one("#ctl-pick_glasses").value = "yes"
+        await pilot.pause()
+        assert screen.params["pick_glasses"] == "yes" and screen.bridge.run is None
+        assert screen.query_one("#hp-pick_glasses").value == "yes"  # the form agrees
+        await fill_form(pilot, screen, {"width": 8, "noise_dim": 8, "batch_size": 16, "train_size": 256,
+                                        "steps": 1_000_000})
+        screen.query_one("#form-apply").scroll_visible(animate=False)
+        await pilot.pause()
+        await pilot.click("#form-apply")
+        await wait_for(pilot, lambda: screen.snapshot is not None and "picked" in screen.snapshot.samples,
+                       timeout=120, what="picked faces")
+        assert "glasses yes" in screen.snapshot.captions["picked"]
+        await pilot.press("2")
+        await pilot.pause()
+        assert screen.query_one("#tabs").active == "tab-picker"
+        screen.query_one("#ctl-pick_hair").value = "black"
+        await wait_for(pilot, lambda: "hair black" in screen.snapshot.captions.get("picked", ""),
+                       what="faces redrawn with black hair")
+        caption = screen.query_one("#picked", ImageView).caption
+        assert "glasses yes, hair black" in caption and "classifier agrees" in caption
+        # The explorer's direction works the same way.
+        await pilot.press("3")
+        screen.query_one("#ctl-explore").value = "hat"
+        await wait_for(pilot, lambda: "hat direction" in screen.snapshot.captions.get("explore", ""),
+                       what="explorer redrawn")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: screen.snapshot.state == "stopped", what="stopped")

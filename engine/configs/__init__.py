@@ -32,13 +32,13 @@ class ParamSpec:
     help: str
     low: float | None = None
     high: float | None = None
-    choices: tuple[str, ...] | None = None
+    choices: tuple | None = None  # strings, or numbers for an int parameter
     live: bool = False  # True: can change while training runs (applied between steps)
     log: bool = False  # True: the natural scale is logarithmic (learning rates)
 
     def range_text(self) -> str:
         if self.choices:
-            return " | ".join(self.choices)
+            return " | ".join(str(c) for c in self.choices)
         if self.type is str:
             return "text"
         lo = "-inf" if self.low is None else _fmt(self.low)
@@ -58,7 +58,7 @@ def param(
     *,
     low: float | None = None,
     high: float | None = None,
-    choices: tuple[str, ...] | None = None,
+    choices: tuple | None = None,
     live: bool = False,
     log: bool = False,
 ) -> Any:
@@ -117,7 +117,7 @@ def parse_value(spec: ParamSpec, raw: Any) -> Any:
         kind = {int: "a whole number", float: "a number", bool: "true or false"}.get(spec.type, "text")
         raise ConfigError(f"{name} must be {kind}, got {raw!r} (allowed: {spec.range_text()})") from None
     if spec.choices is not None and value not in spec.choices:
-        raise ConfigError(f"{name} must be one of {', '.join(spec.choices)}; got {value!r}")
+        raise ConfigError(f"{name} must be one of {spec.range_text().replace(' | ', ', ')}; got {raw!r}")
     if spec.low is not None and value < spec.low or spec.high is not None and value > spec.high:
         raise ConfigError(f"{name} = {raw} is out of range; allowed: {spec.range_text()} ({spec.help})")
     return value
@@ -171,6 +171,7 @@ class ImagePane:
     group: int = 1
     height: int | None = None  # rows, when the pane should not share space evenly
     side: bool = False  # a narrower companion pane, hidden on narrow screens (a bigger tab shows it)
+    min_scale: float = 0.45  # smallest scale a tile is drawn at on text screens before fewer are shown
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,16 @@ class PointsPane:
 
     artifact: str
     id: str
+
+
+@dataclass(frozen=True)
+class Controls:
+    """A row of pickers for some of the recipe's live choice parameters: changing one sets
+    it on the running engine and refreshes the views at once (the attribute picker)."""
+
+    params: tuple[str, ...]
+    id: str
+    help: str = ""
 
 
 @dataclass(frozen=True)
@@ -197,11 +208,17 @@ def dashboard(recipe: str) -> tuple[Tab, ...]:
 
 
 def _registry() -> dict[str, tuple[type, str]]:
+    from engine.configs.cyclegan import CycleGANConfig
+    from engine.configs.cwgan import CWGANConfig
+    from engine.configs.dcgan import DCGANConfig
     from engine.configs.gan2d import GAN2DConfig
     from engine.configs.vae import VAEConfig
 
     # name -> (config class, module that defines the torch recipe)
-    return {"vae": (VAEConfig, "engine.recipes.vae"), "gan2d": (GAN2DConfig, "engine.recipes.gan2d")}
+    return {"vae": (VAEConfig, "engine.recipes.vae"), "gan2d": (GAN2DConfig, "engine.recipes.gan2d"),
+            "cwgan": (CWGANConfig, "engine.recipes.cwgan"),
+            "cyclegan": (CycleGANConfig, "engine.recipes.cyclegan"),
+            "dcgan": (DCGANConfig, "engine.recipes.dcgan")}
 
 
 RECIPES = _registry()

@@ -16,13 +16,14 @@ from textual.widget import Widget
 from textual.widgets import Footer, Markdown, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.configs import Curves, ImagePane, PointsPane, dashboard, get_config_class, specs
+from engine.configs import Controls, Curves, ImagePane, PointsPane, dashboard, get_config_class, specs
 from engine.rundir import CONTINUABLE, RunDir, RunDirError
 from studio.bridge import Bridge
 from studio.lessons import CODE_LINK, Lesson, get_lesson
 from studio.messages import QuizFinished, RunSnapshot
 from studio.progress import mark_opened, record_quiz
 from studio.widgets.code_view import CodeView
+from studio.widgets.controls import ControlRow
 from studio.widgets.curves import LossCurves
 from studio.widgets.hyperparams import HyperparamForm
 from studio.widgets.image_view import ImageView
@@ -82,7 +83,7 @@ class LessonScreen(Screen):
                         with TabPane(f"{n} {tab.title}", id=tab.id):
                             with (Vertical if tab.vertical else Horizontal)(classes="views"):
                                 for pane in tab.panes:
-                                    yield make_pane(pane)
+                                    yield self._make_pane(pane)
                     n = len(self.tabs)
                     with TabPane(f"{n + 1} Settings", id="tab-settings"):
                         yield HyperparamForm(self.spec_list, self.params, id="form")
@@ -93,6 +94,12 @@ class LessonScreen(Screen):
                 yield Static("", id="log-line")
                 yield StatusLine(id="status")
         yield Footer()
+
+    def _make_pane(self, pane) -> Widget:
+        if isinstance(pane, Controls):
+            by_name = {s.name: s for s in self.spec_list}
+            return ControlRow([by_name[name] for name in pane.params], self.params, pane.help, id=pane.id)
+        return make_pane(pane)
 
     def on_mount(self) -> None:
         mark_opened(self.lesson.id)
@@ -124,9 +131,14 @@ class LessonScreen(Screen):
 
     def _follow_run(self, cfg: dict) -> None:
         self.params = dict(cfg["params"])
-        self.query_one(HyperparamForm).set_values(self.params)
+        self._show_params()
         self.snapshot = None
         self.follow()
+
+    def _show_params(self) -> None:
+        self.query_one(HyperparamForm).set_values(self.params)
+        for row in self.query(ControlRow):
+            row.set_values(self.params)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="follow")
     def follow(self) -> None:
@@ -219,6 +231,9 @@ class LessonScreen(Screen):
     def _new_run(self, params: dict) -> None:
         from studio.cli import UsageError, create_run
 
+        if self.bridge.run is not None and self.bridge.engine_alive():
+            self.bridge.send("stop")  # a finished run's engine still serving its views
+
         try:
             rd = create_run(self.lesson.recipe, [f"{k}={v}" for k, v in params.items()], None, "auto", None,
                             lesson=self.lesson.id)
@@ -307,8 +322,41 @@ class LessonScreen(Screen):
     def action_back(self) -> None:
         if self.snapshot and self.snapshot.state in ACTIVE:
             self.app.notify("Training keeps going in the background; Runs (R) reattaches to it.")
+        elif self.bridge.engine_alive():
+            self.bridge.send("stop")  # training has ended; nobody needs its views any more
         self.workers.cancel_group(self, "follow")
         self.app.pop_screen()
+
+    # -- pickers, form, links, quiz --
+    @on(ControlRow.Changed)
+    def control_changed(self, event: ControlRow.Changed) -> None:
+        """A picker changed a view parameter: the engine redraws the views with it now.
+        A finished run's model is loaded again for this; with no run, the choice waits for
+        the next one."""
+        self.params[event.key] = event.value
+        self._show_params()
+        snap, rd = self.snapshot, self.bridge.run
+        if rd is not None and not self.bridge.engine_alive():
+            if not (snap and snap.state == "finished" and snap.has_checkpoint):
+                hint = ("press u to continue training it" if snap and snap.state in CONTINUABLE and snap.has_checkpoint
+                        else "press s to train one")
+                self.notify(f"No model is loaded to draw the new choice: {hint}.", severity="warning")
+                return
+            try:
+                self.bridge.launch(rd)  # finished: it loads the checkpoint and serves the views
+            except RunDirError as e:
+                self.notify(str(e), severity="warning")
+                return
+            kept = dict(self.params)
+            self._follow_run(rd.read_config())
+            self.params = kept
+            self._show_params()
+            self.notify("Loading the trained model to draw the new choice …")
+        if rd is None:
+            self.notify(f"{event.key} = {event.value} is kept for the next run: press s to start training.")
+            return
+        self.bridge.send("set", key=event.key, value=event.value)
+        self.bridge.send("sample")
 
     # -- form, links, quiz --
     @on(HyperparamForm.Submitted)
@@ -353,7 +401,7 @@ def make_pane(pane) -> Widget:
         return LatentMap(id=pane.id)
     if isinstance(pane, ImagePane):
         view = ImageView(id=pane.id, placeholder=pane.placeholder, classes="side-pane" if pane.side else None)
-        view.tile, view.tile_group = pane.tile, pane.group
+        view.tile, view.tile_group, view.min_tile_scale = pane.tile, pane.group, pane.min_scale
         if pane.height:
             view.styles.height = pane.height
         return view

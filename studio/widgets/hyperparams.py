@@ -65,7 +65,7 @@ class HyperparamForm(VerticalScroll):
                 live = " ⚡" if spec.live else ""
                 yield Label(spec.name + live, classes="name")
                 if spec.choices:
-                    yield Select([(c, c) for c in spec.choices], value=self.values.get(spec.name, spec.default),
+                    yield Select([(str(c), c) for c in spec.choices], value=self.values.get(spec.name, spec.default),
                                  allow_blank=False, id=f"hp-{spec.name}")
                 else:
                     yield Input(value=str(self.values.get(spec.name, spec.default)), id=f"hp-{spec.name}",

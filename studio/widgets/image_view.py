@@ -272,6 +272,8 @@ class ImageView(Widget):
         if self.tile is None:
             return image
         step, pad = self.tile
+        if (image.width - pad) % step or (image.height - pad) % step:
+            return image  # tiles of another size (64-pixel images, say): show the whole grid
         cols = max(1, (image.width - pad) // step)
         rows = max(1, (image.height - pad) // step)
         shown = step * self.min_tile_scale

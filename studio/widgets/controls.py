@@ -1,0 +1,74 @@
+"""A row of pickers for a recipe's live choice parameters (the attribute picker, the latent
+explorer's direction). Picking a value posts :class:`ControlRow.Changed`; the lesson screen
+sends it to the engine, which redraws the views at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Container, Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Label, Select, Static
+
+from engine.configs import ParamSpec
+
+
+def short_name(name: str) -> str:
+    """pick_hair -> hair: the picker's labels leave out the shared prefix."""
+    return name.removeprefix("pick_")
+
+
+class ControlRow(Vertical):
+    DEFAULT_CSS = """
+    ControlRow { height: auto; padding: 0 1; }
+    ControlRow .controls-help { color: $text-muted; height: auto; }
+    ControlRow .controls { height: auto; layout: grid; grid-size: 2; grid-gutter: 0 2; grid-rows: 3; }
+    ControlRow .control { height: 3; }
+    ControlRow .control Label { width: 9; padding-top: 1; text-style: bold; }
+    ControlRow .control Select { width: 1fr; max-width: 22; }
+    """
+
+    @dataclass
+    class Changed(Message):
+        key: str
+        value: object
+
+    def __init__(self, specs: list[ParamSpec], values: dict, help: str = "", **kwargs) -> None:
+        super().__init__(**kwargs)
+        bad = [s.name for s in specs if not (s.choices and s.live)]
+        if bad:
+            raise ValueError(f"controls need live choice parameters; not: {', '.join(bad)}")
+        self.specs = specs
+        self.values = {s.name: values.get(s.name, s.default) for s in specs}
+        self.help = help
+
+    def compose(self) -> ComposeResult:
+        if self.help:
+            yield Static(self.help, classes="controls-help", markup=False)
+        with Container(classes="controls"):
+            for spec in self.specs:
+                with Horizontal(classes="control"):
+                    yield Label(short_name(spec.name))
+                    yield Select([(str(c), c) for c in spec.choices], value=self.values[spec.name],
+                                 allow_blank=False, id=f"ctl-{spec.name}", tooltip=spec.help)
+
+    def set_values(self, values: dict) -> None:
+        """Show these values without reporting them as changes."""
+        for spec in self.specs:
+            value = values.get(spec.name, spec.default)
+            self.values[spec.name] = value
+            select = self.query_one(f"#ctl-{spec.name}", Select)
+            if select.value != value:
+                with select.prevent(Select.Changed):
+                    select.value = value
+
+    @on(Select.Changed)
+    def changed(self, event: Select.Changed) -> None:
+        event.stop()
+        key = (event.select.id or "").removeprefix("ctl-")
+        if key not in self.values or event.value == self.values[key] or event.value is Select.BLANK:
+            return
+        self.values[key] = event.value
+        self.post_message(self.Changed(key, event.value))
