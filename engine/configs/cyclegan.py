@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from engine.configs import Curves, ImagePane, Tab, param
 
-SIZES = ("32", "64")  # face sizes in pixels; 64 is four times the work (a GPU preset)
+SIZES = (32, 64)  # face sizes in pixels; 64 is four times the work (a GPU preset)
 
 
 @dataclass
@@ -19,7 +19,7 @@ class CycleGANConfig:
                                 low=0.0, high=100.0, live=True)
     lambda_identity: float = param(5.0, "weight of the identity loss |y - there(y)|, absolute, not a fraction "
                                    "of lambda_cycle; 0 switches it off (applies live)", low=0.0, high=100.0, live=True)
-    size: str = param("32", "face size in pixels (64: four times the work, for a GPU)", choices=SIZES)
+    size: int = param(32, "face size in pixels (64: four times the work, for a GPU)", choices=SIZES)
     width: int = param(16, "channels of the first conv layer in every network; each downsampling doubles it",
                        low=4, high=128)
     res_blocks: int = param(2, "residual blocks in the middle of each generator", low=0, high=9)

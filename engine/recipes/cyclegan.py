@@ -54,7 +54,7 @@ class CycleGANRecipe(Recipe):
         # several times longer: the steps/s on the status line then show it.
         super().__init__(ctx=ctx, cfg=cfg, batch_size=cfg.batch_size)
         dev = ctx.device
-        self.size = int(cfg.size)
+        self.size = cfg.size
         a = CycleGANArgs(width=cfg.width, res_blocks=cfg.res_blocks)
         self.G_AB, self.G_BA = Generator(a).to(dev), Generator(a).to(dev)
         self.D_A, self.D_B = Discriminator(a).to(dev), Discriminator(a).to(dev)

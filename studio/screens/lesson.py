@@ -322,10 +322,14 @@ class LessonScreen(Screen):
     def action_back(self) -> None:
         if self.snapshot and self.snapshot.state in ACTIVE:
             self.app.notify("Training keeps going in the background; Runs (R) reattaches to it.")
-        elif self.bridge.engine_alive():
-            self.bridge.send("stop")  # training has ended; nobody needs its views any more
         self.workers.cancel_group(self, "follow")
         self.app.pop_screen()
+
+    def on_unmount(self) -> None:
+        """Leaving the lesson (or quitting): a finished run's engine, kept for the views,
+        is no longer needed. Training in progress keeps going."""
+        if not (self.snapshot and self.snapshot.state in ACTIVE) and self.bridge.engine_alive():
+            self.bridge.send("stop")
 
     # -- pickers, form, links, quiz --
     @on(ControlRow.Changed)
