@@ -4,7 +4,7 @@ checkpoints and events; a recipe owns the model, the data, one training step and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 
@@ -37,6 +37,10 @@ class Recipe:
     cpu_threads: int | None = None  # tiny models run faster on one CPU thread than on many
     view_interval: float = 3.0  # seconds between refreshes of the views, at the least
 
+    checkpointed: ClassVar[tuple[str, ...]] = ()
+    """Attributes the default state_dict() saves under their own names: modules and
+    optimisers (their state_dict) and torch.Generators (their random state)."""
+
     def train_step(self) -> dict[str, torch.Tensor]:
         """One optimisation step; returns detached scalar tensors (no .item(): the runner
         reads them at the reporting rate)."""
@@ -59,7 +63,16 @@ class Recipe:
         raise KeyError(key)
 
     def state_dict(self) -> dict:
-        raise NotImplementedError
+        out = {}
+        for name in self.checkpointed:
+            part = getattr(self, name)
+            out[name] = part.get_state() if isinstance(part, torch.Generator) else part.state_dict()
+        return out
 
     def load_state_dict(self, state: dict) -> None:
-        raise NotImplementedError
+        for name in self.checkpointed:
+            part = getattr(self, name)
+            if isinstance(part, torch.Generator):
+                part.set_state(state[name].cpu())
+            else:
+                part.load_state_dict(state[name])

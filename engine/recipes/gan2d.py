@@ -25,6 +25,8 @@ REAL_DOT, FAKE_DOT = np.array([120, 255, 170]), np.array([255, 120, 230])
 
 
 class GAN2DRecipe(Recipe):
+    checkpointed = ("G", "D", "opt_g", "opt_d", "data_gen")  # saved by Recipe.state_dict
+
     def __init__(self, ctx: RunContext, cfg: GAN2DConfig):
         # Networks this small spend more time coordinating threads than computing.
         # Its views are cheap, and the points move fast: refresh them twice a second.
@@ -137,18 +139,6 @@ class GAN2DRecipe(Recipe):
         fake = self.generate(self.fixed_z)
         caption = f"{self.cfg.shape}: real (green), generated (pink), D's belief behind (green = real)"
         return [Artifact("field", "image", self.render_field(fake), caption)]
-
-    # -- checkpoints --
-    def state_dict(self) -> dict:
-        return {"G": self.G.state_dict(), "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
-                "opt_d": self.opt_d.state_dict(), "data_gen": self.data_gen.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.data_gen.set_state(state["data_gen"].cpu())
 
 
 RECIPE = GAN2DRecipe

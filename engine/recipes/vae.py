@@ -42,6 +42,8 @@ def load_images(cfg: VAEConfig, log) -> tuple[torch.Tensor, torch.Tensor, torch.
 
 
 class VAERecipe(Recipe):
+    checkpointed = ("model", "opt", "data_gen")  # saved by Recipe.state_dict
+
     def __init__(self, ctx: RunContext, cfg: VAEConfig):
         super().__init__(ctx=ctx, cfg=cfg, batch_size=cfg.batch_size)
         dev = ctx.device
@@ -172,15 +174,6 @@ class VAERecipe(Recipe):
         t = torch.linspace(0, 1, steps, device=mu.device).unsqueeze(1)  # (steps, 1)
         z = (1 - t) * mu[0] + t * mu[1]  # straight line between the two latent means
         return Artifact("latent_walk", "image", make_grid(self.generate(z), nrow=steps), "latent walk between two digits")
-
-    # -- checkpoints --
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "data_gen": self.data_gen.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["opt"])
-        self.data_gen.set_state(state["data_gen"].cpu())
 
 
 RECIPE = VAERecipe
