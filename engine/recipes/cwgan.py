@@ -74,13 +74,19 @@ class CWGANRecipe(Recipe):
             self.train_size = len(images)
 
     # -- training --
+    def _batch_index(self) -> torch.Tensor:
+        return torch.randint(0, self.train_size, (self.batch_size,), generator=self.data_gen).to(self.ctx.device)
+
+    def _batch_labels(self, idx: torch.Tensor) -> torch.Tensor:
+        return encode_labels({k: v[idx] for k, v in self.labels.items()})  # c: (B, 10)
+
     def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A random batch of training faces in [-1, 1] and their label vectors c."""
-        idx = torch.randint(0, self.train_size, (self.batch_size,), generator=self.data_gen).to(self.ctx.device)
+        idx = self._batch_index()
         x = self.images[idx].float().div(127.5).sub(1.0)  # (B, 3, S, S)
         if self.ctx.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, encode_labels({k: v[idx] for k, v in self.labels.items()})  # c: (B, 10)
+        return x, self._batch_labels(idx)
 
     def _step_critic(self) -> dict[str, torch.Tensor]:
         """Minimise critic(fake) - critic(real) + gp_weight * penalty: the critic learns to
@@ -103,7 +109,7 @@ class CWGANRecipe(Recipe):
     def _step_generator(self) -> dict[str, torch.Tensor]:
         """Minimise -critic(G(z, c), c): raise the critic's score of generated faces. The
         labels are those of a real batch, so they follow the data's mix of attributes."""
-        _, c = self._real_batch()
+        c = self._batch_labels(self._batch_index())  # labels only: no images needed
         z = torch.randn(self.batch_size, self.cfg.noise_dim, device=self.ctx.device)
         with autocast(self.ctx.device):
             loss = -self.D(self.G(z, c), c).float().mean()
