@@ -383,3 +383,21 @@ async def test_the_attribute_picker_redraws_faces_with_the_chosen_attributes():
                        what="explorer redrawn")
         await pilot.press("x")
         await wait_for(pilot, lambda: screen.snapshot.state == "stopped", what="stopped")
+
+
+async def test_a_run_saved_with_an_older_value_type_still_opens(tmp_path):
+    """CycleGAN's size was the string "32" before it became an int choice: attaching to
+    such a run shows 32, not a crash."""
+    from engine.configs import validate
+    from engine.configs.cyclegan import CycleGANConfig
+    from dataclasses import asdict
+
+    rd = RunDir(tmp_path / "old")
+    (tmp_path / "old").mkdir()
+    params = {**asdict(validate(CycleGANConfig, {})), "size": "32"}
+    rd.write_config("cyclegan", params, device="cpu", lesson="cyclegan-hair")
+    app = GenStudioApp(graphics="halfblock", attach=str(rd.path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = lesson_screen(app)
+        assert screen.query_one("#hp-size").value == 32

@@ -13,6 +13,7 @@ from textual.message import Message
 from textual.widgets import Label, Select, Static
 
 from engine.configs import ParamSpec
+from studio.widgets.hyperparams import coerce
 
 
 def short_name(name: str) -> str:
@@ -41,7 +42,7 @@ class ControlRow(Vertical):
         if bad:
             raise ValueError(f"controls need live choice parameters; not: {', '.join(bad)}")
         self.specs = specs
-        self.values = {s.name: values.get(s.name, s.default) for s in specs}
+        self.values = {s.name: coerce(s, values.get(s.name, s.default)) for s in specs}
         self.help = help
 
     def compose(self) -> ComposeResult:
@@ -57,7 +58,7 @@ class ControlRow(Vertical):
     def set_values(self, values: dict) -> None:
         """Show these values without reporting them as changes."""
         for spec in self.specs:
-            value = values.get(spec.name, spec.default)
+            value = coerce(spec, values.get(spec.name, spec.default))
             self.values[spec.name] = value
             select = self.query_one(f"#ctl-{spec.name}", Select)
             if select.value != value:

@@ -29,6 +29,15 @@ class SpecValidator(Validator):
         return self.success()
 
 
+def coerce(spec: ParamSpec, value):
+    """A stored value in the spec's current type ("32" from an older run is 32 now); the
+    default when it no longer parses, so an old run never breaks the form."""
+    try:
+        return parse_value(spec, value)
+    except ConfigError:
+        return spec.default
+
+
 class HyperparamForm(VerticalScroll):
     DEFAULT_CSS = """
     HyperparamForm { padding: 0 1; }
@@ -57,7 +66,7 @@ class HyperparamForm(VerticalScroll):
         self.running = False  # set by the screen: a live change needs a running engine
 
     def compose(self) -> ComposeResult:
-        yield Static("Change a value and press Apply. [b]lr[/] applies live while training; "
+        yield Static("Change a value and press Apply. Values marked ⚡ apply live while training; "
                      "any other change restarts the run with the new settings (the old run is kept).",
                      id="form-note")
         for spec in self.specs:
@@ -81,7 +90,7 @@ class HyperparamForm(VerticalScroll):
         self.values = dict(values)
         for spec in self.specs:
             widget = self.query_one(f"#hp-{spec.name}")
-            value = values.get(spec.name, spec.default)
+            value = coerce(spec, values.get(spec.name, spec.default))
             if isinstance(widget, Select):
                 widget.value = value
             else:
