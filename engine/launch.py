@@ -19,9 +19,11 @@ from engine.rundir import RunDir, RunDirError, pid_alive
 LAUNCHED: list[subprocess.Popen] = []  # every engine this process started (the tests clean up with it)
 
 
-def start_engine(run_dir: str | Path, env: dict | None = None, serve: float = 0.0) -> subprocess.Popen:
+def start_engine(run_dir: str | Path, env: dict | None = None, serve: float = 0.0, nproc: int = 1) -> subprocess.Popen:
     """Start the engine on ``run_dir``. ``serve`` > 0 keeps it answering view commands for
-    that many idle seconds after training finishes (the studio's pickers use it)."""
+    that many idle seconds after training finishes (the studio's pickers use it).
+    ``nproc`` > 1 starts that many engine processes under torchrun, training together
+    with DDP (rank 0 writes the run directory)."""
     rd = RunDir(run_dir)
     rd.read_config()  # fail here, with a clear message, rather than in the child
     if rd.engine_alive():
@@ -37,8 +39,11 @@ def start_engine(run_dir: str | Path, env: dict | None = None, serve: float = 0.
     # Commands already in the log belong to earlier processes of this run: skip them.
     offset = rd.commands_path.stat().st_size if rd.commands_path.exists() else 0
     try:
+        # torchrun (torch.distributed.run) starts nproc copies of the engine with RANK,
+        # WORLD_SIZE and a rendezvous address in their environment.
+        launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m"] if nproc > 1 else ["-m"]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "run", str(rd.path), "--commands-from", str(offset),
+            [sys.executable, *launcher, "engine", "run", str(rd.path), "--commands-from", str(offset),
              *(["--serve", f"{serve:g}"] if serve > 0 else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, env=child_env, cwd=str(rd.path),

@@ -13,15 +13,17 @@ Format version 1. Everything a run produces is a file here; anyone can ``cat`` i
                                                  "device": str?, "resumed_from": int?}
                            metric      payload {"train/loss": float, ..., "val/loss": float, ...}
                            status      payload {"epoch": float, "steps_per_s": float,
-                                                 "samples_per_s": float, "elapsed": float, "total_steps": int}
-                           sample      payload {"name": str, "kind": image|points, "path": str (relative)}
+                                                 "samples_per_s": float, "unit": str (what a sample is),
+                                                 "elapsed": float, "total_steps": int}
+                           sample      payload {"name": str, "kind": image|points|data, "path": str (relative)}
                            log         payload {"message": str}
                            param       payload {"key": str, "value": any}  (a live change took effect)
                            checkpoint  payload {"path": str (relative)}
                            error       payload {"kind": nan|oom|crash|data|config, "message": str, "hint": str}
       commands.jsonl     append-only command log written by the UI or CLI, polled by the runner
                          between steps: {"id": int, "time": float, "cmd": C, "args": {...}}
-                         commands: pause, resume, step, stop, set {key, value}, sample, checkpoint
+                         commands: pause, resume, step, stop, set {key, value}, sample, checkpoint,
+                         interact {name, reply, ...} (a learner's request: generate, translate)
       samples/           artifacts, each written to a temp name and renamed:
                          <name>-<step>.png (images) and <name>-<step>.json (points)
       checkpoints/last.pt  model, optimiser, step, RNG; torch.save, loaded with weights_only=True
@@ -48,7 +50,7 @@ from typing import Any, Iterator
 FORMAT_VERSION = 1
 TERMINAL_STATES = ("finished", "stopped", "failed")
 CONTINUABLE = ("stopped", "interrupted", "failed")  # states a run can continue from its checkpoint
-COMMANDS = ("pause", "resume", "step", "stop", "set", "sample", "checkpoint")
+COMMANDS = ("pause", "resume", "step", "stop", "set", "sample", "checkpoint", "interact")
 
 
 class RunDirError(ValueError):
@@ -174,11 +176,13 @@ class RunDir:
         return self.path.name
 
     # -- config --
-    def write_config(self, recipe: str, params: dict, device: str = "auto", lesson: str | None = None) -> dict:
+    def write_config(self, recipe: str, params: dict, device: str = "auto", lesson: str | None = None,
+                     nproc: int = 1) -> dict:
         cfg = {
             "format": FORMAT_VERSION,
             "recipe": recipe,
             "device": device,
+            "nproc": nproc,  # engine processes training together (torchrun + DDP) when > 1
             "lesson": lesson,
             "params": params,
             "created": time.time(),

@@ -21,7 +21,7 @@ from engine.configs import ConfigError, get_config_class, parse_value, specs
 from engine.device import configure, describe, resolve_device
 from engine.imaging import save_png
 from engine.recipes import build_recipe
-from engine.recipes.base import RunContext
+from engine.recipes.base import Artifact, RunContext
 from engine.rundir import JsonlTail, RunDir, atomic_write_bytes, atomic_write_json
 
 METRICS_INTERVAL = 0.1  # seconds between metric events: at most ~10 a second
@@ -29,6 +29,7 @@ COMMAND_INTERVAL = 0.02  # seconds between reads of the command log while traini
 SAMPLE_BUDGET = 0.08  # views may take at most this share of wall time (the interval grows)
 CHECKPOINT_INTERVAL = 30.0  # seconds between periodic checkpoints
 SERVE_POLL = 0.05  # seconds between reads of the command log while serving views
+SYNC_EVERY = 8  # under DDP: steps between command exchanges (rank 0 reads, every rank applies)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -62,29 +63,43 @@ class Runner:
         self.nan_at = int(fault) if fault else None
         self.serve = serve
         self.steps_here = 0  # steps trained by this process (0 when it only serves views)
+        # Under torchrun: this process's rank among world_size processes. Rank 0 reads the
+        # commands, writes the events, views and checkpoints; every rank trains.
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
 
     # -- events --
     def emit(self, type: str, payload: dict | None = None) -> None:
-        self.rd.emit(type, self.step, payload)
+        if self.rank == 0:
+            self.rd.emit(type, self.step, payload)
+        elif type == "error":  # other ranks have no event log; their output goes to engine.log
+            print(f"rank {self.rank}: {payload}", flush=True)
 
     def log(self, message: str) -> None:
         self.emit("log", {"message": message})
 
     # -- the whole run --
     def run(self) -> int:
-        atomic_write_bytes(self.rd.pid_path, str(os.getpid()).encode())
+        if self.rank == 0:
+            atomic_write_bytes(self.rd.pid_path, str(os.getpid()).encode())
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         try:
             return self._run()
         finally:
-            try:
-                self.rd.pid_path.unlink()
-            except OSError:
-                pass
+            if self.world_size > 1 and torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
+            if self.rank == 0:
+                try:
+                    self.rd.pid_path.unlink()
+                except OSError:
+                    pass
 
     def _on_signal(self, signum, frame) -> None:
-        self.stop_requested = True
+        # Under DDP torchrun signals every rank; rank 0 passes the stop on at the next
+        # command exchange, so all ranks stop at the same step.
+        if self.rank == 0:
+            self.stop_requested = True
 
     def _run(self) -> int:
         self.emit("state", {"state": "starting"})
@@ -92,10 +107,19 @@ class Runner:
             self.device = resolve_device(self.cfg.get("device", "auto"))
         except RuntimeError as e:
             return self._fail("config", str(e), "choose --device auto, or a device this machine has")
+        if self.world_size > 1:
+            if not getattr(get_config_class(self.recipe_name), "distributed", False):
+                return self._fail("config", f"{self.recipe_name} does not train on several processes",
+                                  "run it without --nproc")
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+                torch.cuda.set_device(self.device)
+            torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            self.log(f"DDP: {self.world_size} processes ({torch.distributed.get_backend()}); rank 0 reports")
         configure(self.device)
         seed = int(self.params.get("seed", 0))
         torch.manual_seed(seed)
-        ctx = RunContext(device=self.device, log=self.log)
+        ctx = RunContext(device=self.device, log=self.log, rank=self.rank, world_size=self.world_size)
         try:
             self.recipe = build_recipe(self.recipe_name, self.params, ctx)
         except ConfigError as e:
@@ -138,7 +162,10 @@ class Runner:
         tick = time.monotonic()
         last_poll = 0.0
         while self.step < self.total_steps:
-            if self.paused or tick - last_poll >= COMMAND_INTERVAL:
+            if self.world_size > 1:
+                if self.paused or self.step % SYNC_EVERY == 0:
+                    self._sync_commands()  # every rank at the same steps, so they stay in step
+            elif self.paused or tick - last_poll >= COMMAND_INTERVAL:
                 self._poll_commands()  # a file read: at a bounded rate, not every step
                 last_poll = tick
             if self.stop_requested:
@@ -170,6 +197,8 @@ class Runner:
                 continue
             if now - self._window[0] >= METRICS_INTERVAL:
                 self._flush_metrics()
+            if self.rank > 0:
+                continue  # views and checkpoints are rank 0's
             if now - last_sample >= sample_interval:
                 t0 = time.monotonic()
                 self._views()
@@ -181,13 +210,25 @@ class Runner:
                 self._checkpoint()
                 last_ckpt = time.monotonic()
         self._flush_metrics()
+        if self.world_size > 1:
+            self._check_ranks_agree()
         self._views()
         if self.steps_here or not self.rd.checkpoint_path.exists():
             self._checkpoint()
         self.emit("state", {"state": "finished"})
-        if self.serve > 0:
+        if self.serve > 0 and self.world_size == 1:
             self._serve_views()
         return 0
+
+    def _check_ranks_agree(self) -> None:
+        """DDP keeps every copy of the model identical; check it, and say so in the log."""
+        params = [p.detach().float() for p in self.recipe.model.parameters()]
+        mine = torch.stack([torch.stack([p.sum(), p.square().sum()]) for p in params]).flatten().cpu()
+        everyone = [torch.zeros_like(mine) for _ in range(self.world_size)]
+        torch.distributed.all_gather(everyone, mine.to(self.device))
+        diff = max((e.cpu() - everyone[0].cpu()).abs().max().item() for e in everyone)
+        self.emit("ddp", {"world_size": self.world_size, "max_param_diff": diff})
+        self.log(f"DDP: the {self.world_size} copies of the model agree (largest difference {diff:.2g})")
 
     def _serve_views(self) -> None:
         """After training: answer view commands until stopped or idle for ``serve`` s."""
@@ -201,6 +242,8 @@ class Runner:
                     self._set(args.get("key"), args.get("value"))
                 elif name == "sample":
                     self._views()
+                elif name == "interact":
+                    self._interact(args)
                 elif name == "stop":
                     self.stop_requested = True
             time.sleep(SERVE_POLL)
@@ -208,26 +251,43 @@ class Runner:
     # -- control --
     def _poll_commands(self) -> None:
         for cmd in self.commands.read_objects():
-            name, args = cmd.get("cmd"), cmd.get("args") or {}
-            if name == "pause":
+            self._apply(cmd)
+
+    def _sync_commands(self) -> None:
+        """Under DDP: rank 0 reads the new commands (and whether it was asked to stop) and
+        sends them to every rank, so all ranks pause, step, stop and change hyperparameters
+        at the same step."""
+        payload = [list(self.commands.read_objects()), self.stop_requested] if self.rank == 0 else [None, None]
+        torch.distributed.broadcast_object_list(payload, src=0)
+        commands, self.stop_requested = payload
+        for cmd in commands:
+            self._apply(cmd)
+
+    def _apply(self, cmd: dict) -> None:
+        name, args = cmd.get("cmd"), cmd.get("args") or {}
+        if self.rank > 0 and name in ("sample", "interact", "checkpoint"):
+            return  # rank 0's work
+        if name == "pause":
+            self.paused = True
+            self.emit("state", {"state": "paused"})
+        elif name == "resume":
+            self.paused = False
+            self.emit("state", {"state": "running"})
+        elif name == "step":
+            if not self.paused:
                 self.paused = True
                 self.emit("state", {"state": "paused"})
-            elif name == "resume":
-                self.paused = False
-                self.emit("state", {"state": "running"})
-            elif name == "step":
-                if not self.paused:
-                    self.paused = True
-                    self.emit("state", {"state": "paused"})
-                self.pending_steps += max(1, int(args.get("n", 1)))
-            elif name == "stop":
-                self.stop_requested = True
-            elif name == "set":
-                self._set(args.get("key"), args.get("value"))
-            elif name == "sample":
-                self._views()
-            elif name == "checkpoint":
-                self._checkpoint()
+            self.pending_steps += max(1, int(args.get("n", 1)))
+        elif name == "stop":
+            self.stop_requested = True
+        elif name == "set":
+            self._set(args.get("key"), args.get("value"))
+        elif name == "sample":
+            self._views()
+        elif name == "interact":
+            self._interact(args)
+        elif name == "checkpoint":
+            self._checkpoint()
 
     def _set(self, key, value) -> None:
         spec = {s.name: s for s in specs(get_config_class(self.recipe_name))}.get(key)
@@ -265,11 +325,14 @@ class Runner:
             "epoch": self.step * self.batch_size / self.recipe.train_size if self.recipe.train_size else None,
             "steps_per_s": rate,
             "samples_per_s": rate * self.batch_size,
+            "unit": self.recipe.unit,
             "elapsed": self.elapsed,
             "total_steps": self.total_steps,
         })
 
     def _views(self) -> None:
+        if self.rank > 0:
+            return
         # Views run at wall-clock times, so they must not consume the training RNG streams:
         # otherwise the same run would train differently depending on when it was watched,
         # and a resumed run would not continue exactly.
@@ -281,9 +344,25 @@ class Runner:
         if metrics:
             self.emit("metric", metrics)
 
-    def _write_artifacts(self, artifacts) -> None:
+    def _interact(self, args: dict) -> None:
+        """A learner's request (``{"name": "generate", "reply": "generation", "request": 3,
+        ...}``): the recipe's answers are written as they come. Bad input becomes
+        ``{"error": ..., "request": 3}`` under the reply's name, where the panel that asked
+        shows it."""
+        name, reply = str(args.get("name", "")), str(args.get("reply") or args.get("name", "reply"))
+        cuda = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):  # as for views: training RNGs untouched
+            # Each request's answers get their own files (its parts overwrite each other).
+            tag = f"-r{int(args.get('request', 0))}"
+            try:
+                for art in self.recipe.interact(name, dict(args)):
+                    self._write_artifacts([art], tag)
+            except ValueError as e:
+                self._write_artifacts([Artifact(reply, "data", {"error": str(e), "request": args.get("request", 0)})], tag)
+
+    def _write_artifacts(self, artifacts, tag: str = "") -> None:
         for art in artifacts:
-            rel = f"samples/{art.name}-{self.step:08d}." + ("png" if art.kind == "image" else "json")
+            rel = f"samples/{art.name}{tag}-{self.step:08d}." + ("png" if art.kind == "image" else "json")
             if art.kind == "image":
                 save_png(art.data, self.rd.path / rel)
             else:
@@ -293,6 +372,8 @@ class Runner:
     # -- checkpoints --
     def _checkpoint(self) -> None:
         self._flush_metrics()  # raises on a NaN first, so a bad model is never saved
+        if self.rank > 0:
+            return
         save_checkpoint(self.rd.checkpoint_path, recipe=self.recipe_name, params=self.params,
                         step=self.step, elapsed=self.elapsed, state=self.recipe.state_dict())
         self.emit("checkpoint", {"path": "checkpoints/last.pt"})

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="set a hyperparameter (repeatable); see the list below")
     t.add_argument("--run-dir", help="where to write the run (default: a new folder under the runs root)")
+    t.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train with N processes under torchrun (DDP; gloo on CPUs, NCCL on GPUs); gpt only")
 
     r = sub.add_parser("resume", help="continue a stopped or interrupted run from its last checkpoint, headless")
     r.add_argument("run", help="run name, unique prefix, path, or 'last'")
@@ -75,10 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def create_run(recipe: str, sets: list[str], steps: int | None, device: str, run_dir: str | None,
-               lesson: str | None = None) -> RunDir:
+               lesson: str | None = None, nproc: int = 1) -> RunDir:
     """Validate everything first, then write the run's config; nothing is created on bad input."""
     try:
         cls = get_config_class(recipe)
+        if nproc < 1:
+            raise ConfigError(f"--nproc must be 1 or more, got {nproc}")
+        if nproc > 1 and not getattr(cls, "distributed", False):
+            raise ConfigError(f"{recipe} trains in one process; --nproc works with: "
+                              f"{', '.join(n for n, (c, _) in RECIPES.items() if getattr(c, 'distributed', False))}")
         values = parse_assignments(sets)
         if steps is not None:
             values["steps"] = steps
@@ -88,6 +95,9 @@ def create_run(recipe: str, sets: list[str], steps: int | None, device: str, run
     data_path = getattr(cfg, "data_path", "")
     if data_path and not Path(data_path).expanduser().exists():
         raise UsageError(f"data_path {data_path} does not exist; give a folder that holds your data")
+    corpus_path = getattr(cfg, "corpus_path", "")
+    if corpus_path and not Path(corpus_path).expanduser().is_file():
+        raise UsageError(f"corpus_path {corpus_path} is not a file; give the path of a UTF-8 text file")
     from dataclasses import asdict
 
     if run_dir:
@@ -98,7 +108,7 @@ def create_run(recipe: str, sets: list[str], steps: int | None, device: str, run
     else:
         path = new_run_dir(recipe)
     rd = RunDir(path)
-    rd.write_config(recipe, asdict(cfg), device=device, lesson=lesson)
+    rd.write_config(recipe, asdict(cfg), device=device, lesson=lesson, nproc=nproc)
     return rd
 
 
@@ -183,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             from studio.headless import train
 
-            rd = create_run(args.recipe, args.sets, args.steps, args.device, args.run_dir)
+            rd = create_run(args.recipe, args.sets, args.steps, args.device, args.run_dir, nproc=args.nproc)
             return train(rd)
         if args.command == "resume":
             from studio.headless import train

@@ -44,7 +44,7 @@ def train(rd: RunDir, resume: bool = False, console: Console | None = None) -> i
     for ev in tail.read_new():  # earlier history, when resuming
         hist.apply(ev)
     console.print(f"[bold]genstudio[/] training [cyan]{cfg['recipe']}[/] -> {rd.path}")
-    proc = start_engine(rd.path)
+    proc = start_engine(rd.path, nproc=int(cfg.get("nproc", 1)))
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),

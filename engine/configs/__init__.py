@@ -193,6 +193,49 @@ class Controls:
 
 
 @dataclass(frozen=True)
+class AttentionPane:
+    """The attention maps inside the newest data artifact ``artifact`` (its "attention" entry),
+    as a heatmap with the tokens on its axes; the learner picks the layer and the head (or the
+    mean over heads)."""
+
+    artifact: str
+    id: str
+    title: str = "attention"
+    placeholder: str = "no attention maps yet: press s to start training"
+
+
+@dataclass(frozen=True)
+class TranslatePane:
+    """A box where the learner types an English sentence; the engine translates it (artifact
+    ``artifact``) and the held-out examples (artifact ``examples``) show beside it."""
+
+    artifact: str
+    id: str
+    examples: str = "examples"
+
+
+@dataclass(frozen=True)
+class SamplerPane:
+    """The sampling panel: the learner types a prompt and sets the sampling parameters
+    (``params``: live parameters of the recipe); the engine's continuation (artifact
+    ``artifact``) appears token by token, with the top candidates for the next token."""
+
+    artifact: str
+    id: str
+    params: tuple[str, ...] = ("temperature", "top_k", "top_p", "max_new_tokens")
+
+
+@dataclass(frozen=True)
+class TextPane:
+    """The newest text artifact (a data dict with "text", and optionally "prompt")."""
+
+    artifact: str
+    id: str
+    placeholder: str = "no text yet: press s to start training"
+    height: int | None = None  # rows, when the pane should not share space evenly
+
+
+@dataclass(frozen=True)
 class Tab:
     title: str
     id: str
@@ -212,13 +255,15 @@ def _registry() -> dict[str, tuple[type, str]]:
     from engine.configs.cwgan import CWGANConfig
     from engine.configs.dcgan import DCGANConfig
     from engine.configs.gan2d import GAN2DConfig
+    from engine.configs.gpt import GPTConfig
     from engine.configs.vae import VAEConfig
 
     # name -> (config class, module that defines the torch recipe)
     return {"vae": (VAEConfig, "engine.recipes.vae"), "gan2d": (GAN2DConfig, "engine.recipes.gan2d"),
             "cwgan": (CWGANConfig, "engine.recipes.cwgan"),
             "cyclegan": (CycleGANConfig, "engine.recipes.cyclegan"),
-            "dcgan": (DCGANConfig, "engine.recipes.dcgan")}
+            "dcgan": (DCGANConfig, "engine.recipes.dcgan"),
+            "gpt": (GPTConfig, "engine.recipes.gpt")}
 
 
 RECIPES = _registry()

@@ -4,7 +4,7 @@ checkpoints and events; a recipe owns the model, the data, one training step and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterator
 
 import torch
 
@@ -14,7 +14,7 @@ class Artifact:
     """One view the recipe produced: an image array (uint8 HxW or HxWx3) or a points dict."""
 
     name: str
-    kind: str  # "image" | "points"
+    kind: str  # "image" (an array, saved as PNG) | "points" | "data" (a JSON-ready dict)
     data: Any
     caption: str = ""
 
@@ -24,6 +24,8 @@ class RunContext:
     device: torch.device
     log: Callable[[str], None] = lambda message: None  # the runner passes its event log
     need_data: bool = True  # False when only sampling from a checkpoint
+    rank: int = 0  # this process's place among world_size processes training together (DDP)
+    world_size: int = 1
 
 
 @dataclass
@@ -36,6 +38,7 @@ class Recipe:
     train_size: int = 1  # examples in the training set; 0 when every step draws fresh data
     cpu_threads: int | None = None  # tiny models run faster on one CPU thread than on many
     view_interval: float = 3.0  # seconds between refreshes of the views, at the least
+    unit: str = "samples"  # what batch_size counts, for the speed shown (GPT: tokens)
 
     checkpointed: ClassVar[tuple[str, ...]] = ()
     """Attributes the default state_dict() saves under their own names: modules and
@@ -57,6 +60,14 @@ class Recipe:
     def sample_images(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """n new images (N, C, H, W) in [0, 1] from the current model, for export."""
         raise NotImplementedError
+
+    def interact(self, name: str, args: dict) -> Iterator[Artifact]:
+        """Answer a learner's request (generate from this prompt, translate this sentence):
+        yield artifacts as they become ready; the runner writes each one at once, so a
+        long answer can arrive in parts. Bad input raises ValueError with a message for
+        the learner."""
+        raise ValueError(f"this lesson has no {name!r} action")
+        yield  # pragma: no cover  (makes this a generator)
 
     def set_live(self, key: str, value: Any) -> None:
         """Apply a hyperparameter change between steps (only for params marked live)."""

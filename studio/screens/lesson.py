@@ -16,20 +16,24 @@ from textual.widget import Widget
 from textual.widgets import Footer, Markdown, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.configs import Controls, Curves, ImagePane, PointsPane, dashboard, get_config_class, specs
+from engine.configs import (AttentionPane, Controls, Curves, ImagePane, PointsPane, SamplerPane, TextPane,
+                            TranslatePane, dashboard, get_config_class, specs)
 from engine.rundir import CONTINUABLE, RunDir, RunDirError
 from studio.bridge import Bridge
 from studio.lessons import CODE_LINK, Lesson, get_lesson
 from studio.messages import QuizFinished, RunSnapshot
 from studio.progress import mark_opened, record_quiz
 from studio.widgets.code_view import CodeView
+from studio.widgets.attention import AttentionView
 from studio.widgets.controls import ControlRow
 from studio.widgets.curves import LossCurves
 from studio.widgets.hyperparams import HyperparamForm
 from studio.widgets.image_view import ImageView
 from studio.widgets.latent_map import LatentMap
 from studio.widgets.quiz import QuizPanel
+from studio.widgets.sampler import SamplerPanel, TextSample
 from studio.widgets.status_line import StatusLine
+from studio.widgets.translate import TranslatePanel
 
 ACTIVE = ("starting", "running", "paused")
 LOG_FRESH_S = 15.0  # seconds an engine log line stays on screen
@@ -96,9 +100,13 @@ class LessonScreen(Screen):
         yield Footer()
 
     def _make_pane(self, pane) -> Widget:
+        by_name = {s.name: s for s in self.spec_list}
         if isinstance(pane, Controls):
-            by_name = {s.name: s for s in self.spec_list}
             return ControlRow([by_name[name] for name in pane.params], self.params, pane.help, id=pane.id)
+        if isinstance(pane, SamplerPane):
+            return SamplerPanel([by_name[name] for name in pane.params], self.params, pane.artifact, id=pane.id)
+        if isinstance(pane, TranslatePane):
+            return TranslatePanel(by_name.get("beam"), self.params, pane.artifact, pane.examples, id=pane.id)
         return make_pane(pane)
 
     def on_mount(self) -> None:
@@ -139,6 +147,8 @@ class LessonScreen(Screen):
         self.query_one(HyperparamForm).set_values(self.params)
         for row in self.query(ControlRow):
             row.set_values(self.params)
+        for panel in self.query("SamplerPanel, TranslatePanel"):
+            panel.set_values(self.params)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="follow")
     def follow(self) -> None:
@@ -161,16 +171,18 @@ class LessonScreen(Screen):
         # Only what changed is touched: every update costs the training process CPU time.
         old_versions = old.sample_versions if old and old.run_dir == snap.run_dir else {}
         for pane in self.panes:
-            name = getattr(pane, "artifact", None)
-            if name not in snap.samples or snap.sample_versions.get(name) == old_versions.get(name):
-                continue
-            widget = self.query_one(f"#{pane.id}")
-            if isinstance(widget, ImageView):
-                step = Path(snap.samples[name]).stem.rsplit("-", 1)[-1].lstrip("0") or "0"
-                widget.caption = f"{snap.captions.get(name, name)} · step {step}"
-                widget.path = snap.samples[name]
-            else:
-                widget.load(snap.samples[name])
+            for name in pane_artifacts(pane):
+                if name not in snap.samples or snap.sample_versions.get(name) == old_versions.get(name):
+                    continue
+                widget = self.query_one(f"#{pane.id}")
+                if isinstance(widget, ImageView):
+                    step = Path(snap.samples[name]).stem.rsplit("-", 1)[-1].lstrip("0") or "0"
+                    widget.caption = f"{snap.captions.get(name, name)} · step {step}"
+                    widget.path = snap.samples[name]
+                elif isinstance(widget, LatentMap):
+                    widget.load(snap.samples[name])
+                else:
+                    widget.load(snap.samples[name], name, snap.captions.get(name, ""))
         self._show_banner(snap)
         # The engine's latest log line, while it is news (or while nothing else is happening).
         fresh = bool(snap.logs) and (time.time() - snap.last_log_time < LOG_FRESH_S or snap.state == "starting")
@@ -195,8 +207,8 @@ class LessonScreen(Screen):
             message = Text.assemble(("✗ The engine process ended unexpectedly", "bold"),
                                     f" at step {snap.step:,} (killed, or it crashed: see engine.log in the run folder).{ck}")
         elif snap.state == "finished":
-            message = Text(f"✓ Finished {snap.step:,} steps. Press s for a new run, e to export the samples, "
-                           "or take the quiz.")
+            export = " e to export the samples," if self.export_artifact else ""
+            message = Text(f"✓ Finished {snap.step:,} steps. Press s for a new run,{export} or take the quiz.")
         key = str(message) if message is not None else ""
         if key == self._banner_shown:
             return
@@ -313,6 +325,14 @@ class LessonScreen(Screen):
             self.set_focus(None)
         self.query_one(TabbedContent).active = tab_id
 
+    @on(TabbedContent.TabActivated)
+    def tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """A tab with a text box (the prompt, the sentence to translate) takes the keys at
+        once, so typing goes into the box rather than starting a run."""
+        for panel in event.pane.query("SamplerPanel, TranslatePanel"):
+            panel.focus_input()
+            break
+
     def action_toggle_lesson(self) -> None:
         if self.has_class("narrow"):
             self.toggle_class("show-lesson")
@@ -332,35 +352,71 @@ class LessonScreen(Screen):
             self.bridge.send("stop")
 
     # -- pickers, form, links, quiz --
+    def _ensure_engine(self, what: str) -> bool:
+        """A view needs a loaded model (to redraw a picker choice, to generate, to
+        translate). While training, the engine is there; a finished run's model is loaded
+        again, view-only. Says what to do when neither is possible."""
+        snap, rd = self.snapshot, self.bridge.run
+        if rd is None:
+            return False
+        if self.bridge.engine_alive():
+            return True
+        if not (snap and snap.state == "finished" and snap.has_checkpoint):
+            hint = ("press u to continue training it" if snap and snap.state in CONTINUABLE and snap.has_checkpoint
+                    else "press s to train one")
+            self.notify(f"No model is loaded to {what}: {hint}.", severity="warning")
+            return False
+        try:
+            self.bridge.launch(rd)  # finished: it loads the checkpoint and serves the views
+        except RunDirError as e:
+            self.notify(str(e), severity="warning")
+            return False
+        kept = dict(self.params)
+        self._follow_run(rd.read_config())
+        self.params = kept
+        self._show_params()
+        self.notify(f"Loading the trained model to {what} …")
+        return True
+
     @on(ControlRow.Changed)
     def control_changed(self, event: ControlRow.Changed) -> None:
         """A picker changed a view parameter: the engine redraws the views with it now.
-        A finished run's model is loaded again for this; with no run, the choice waits for
-        the next one."""
+        With no run, the choice waits for the next one."""
         self.params[event.key] = event.value
         self._show_params()
-        snap, rd = self.snapshot, self.bridge.run
-        if rd is not None and not self.bridge.engine_alive():
-            if not (snap and snap.state == "finished" and snap.has_checkpoint):
-                hint = ("press u to continue training it" if snap and snap.state in CONTINUABLE and snap.has_checkpoint
-                        else "press s to train one")
-                self.notify(f"No model is loaded to draw the new choice: {hint}.", severity="warning")
-                return
-            try:
-                self.bridge.launch(rd)  # finished: it loads the checkpoint and serves the views
-            except RunDirError as e:
-                self.notify(str(e), severity="warning")
-                return
-            kept = dict(self.params)
-            self._follow_run(rd.read_config())
-            self.params = kept
-            self._show_params()
-            self.notify("Loading the trained model to draw the new choice …")
-        if rd is None:
+        if self.bridge.run is None:
             self.notify(f"{event.key} = {event.value} is kept for the next run: press s to start training.")
             return
-        self.bridge.send("set", key=event.key, value=event.value)
-        self.bridge.send("sample")
+        if self._ensure_engine("draw the new choice"):
+            self.bridge.send("set", key=event.key, value=event.value)
+            self.bridge.send("sample")
+
+    def _ask(self, name: str, reply: str, settings: dict, what: str, **args) -> None:
+        """Send a learner's request to the engine, after any settings that changed."""
+        if self.bridge.run is None:
+            self.params.update(settings)
+            self.notify(f"There is no model yet to {what}: press s to start training (a few seconds "
+                        "of training already gives an answer, if a bad one).", severity="warning")
+            return
+        if not self._ensure_engine(what):
+            return
+        for key, value in settings.items():
+            if self.params.get(key) != value:
+                self.params[key] = value
+                self.bridge.send("set", key=key, value=value)
+        self.query_one(HyperparamForm).set_values(self.params)
+        self.bridge.send("interact", name=name, reply=reply, **args)
+
+    @on(SamplerPanel.Generate)
+    def generate(self, event: SamplerPanel.Generate) -> None:
+        self._ask("generate", event.reply, event.settings, "generate text",
+                  prompt=event.prompt, request=event.request)
+
+    @on(TranslatePanel.Translate)
+    def translate(self, event: TranslatePanel.Translate) -> None:
+        settings = {"beam": event.beam} if "beam" in self.params else {}
+        self._ask("translate", event.reply, settings, "translate", text=event.text,
+                  request=event.request)
 
     # -- form, links, quiz --
     @on(HyperparamForm.Submitted)
@@ -397,6 +453,13 @@ class LessonScreen(Screen):
         record_quiz(event.lesson_id, event.score, event.total)
 
 
+def pane_artifacts(pane) -> tuple[str, ...]:
+    """The artifacts a pane shows (the translate panel: its answer and the examples)."""
+    if isinstance(pane, TranslatePane):
+        return (pane.artifact, pane.examples)
+    return (pane.artifact,) if hasattr(pane, "artifact") else ()
+
+
 def make_pane(pane) -> Widget:
     """The widget for one pane of a recipe's dashboard."""
     if isinstance(pane, Curves):
@@ -406,6 +469,13 @@ def make_pane(pane) -> Widget:
     if isinstance(pane, ImagePane):
         view = ImageView(id=pane.id, placeholder=pane.placeholder, classes="side-pane" if pane.side else None)
         view.tile, view.tile_group, view.min_tile_scale = pane.tile, pane.group, pane.min_scale
+        if pane.height:
+            view.styles.height = pane.height
+        return view
+    if isinstance(pane, AttentionPane):
+        return AttentionView(pane.title, pane.placeholder, id=pane.id)
+    if isinstance(pane, TextPane):
+        view = TextSample(pane.placeholder, id=pane.id)
         if pane.height:
             view.styles.height = pane.height
         return view

@@ -27,7 +27,7 @@ def status_text(snap: RunSnapshot | None) -> Text:
         f"  step {snap.step:,}/{snap.total_steps:,}",
         f"  epoch {st['epoch']:.2f}" if st.get("epoch") is not None else "",
         f"  {rate:,.1f} steps/s",
-        f"  {st.get('samples_per_s', 0.0) if rate else 0.0:,.0f} samples/s",
+        f"  {st.get('samples_per_s', 0.0) if rate else 0.0:,.0f} {st.get('unit', 'samples')}/s",
         f"  {fmt_duration(st.get('elapsed', 0.0))} elapsed",
         f"  ETA {eta}",
     ]

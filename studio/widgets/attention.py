@@ -1,0 +1,181 @@
+"""The attention viewer: a layer's (and a head's, or the mean over heads) attention weights
+as a heatmap, the query tokens down the side and the tokens they attend to along the top.
+
+It reads the "attention" entry of a data artifact: {"rows": [tokens], "cols": [tokens],
+"maps": [layer][head][row][col], "title": str}. The GPT writes self-attention over a text
+(rows = cols); the translator writes cross-attention (rows = French output words, cols =
+English source words)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Label, Select, Static
+
+MEAN = -1  # the head picker's value for the mean over heads
+MAX_LABEL = 10  # characters of a word label shown
+MIN_SQUARE_COLS = 20  # tokens that must fit before cells are drawn square
+# Dark blue (0) -> teal -> yellow (1): light cells are strong attention on any background.
+STOPS = [(0.0, (20, 24, 48)), (0.25, (40, 70, 140)), (0.5, (30, 140, 140)), (0.75, (120, 200, 90)), (1.0, (250, 230, 80))]
+SHOW_PIECE = {" ": "␣", "\n": "⏎", "\t": "⇥"}
+
+
+def show_piece(token: str) -> str:
+    """A token as it can be drawn in one cell row: spaces and line breaks made visible."""
+    if token in SHOW_PIECE:
+        return SHOW_PIECE[token]
+    if token.strip() == "" and token:
+        return "␣" * min(len(token), 3)
+    return token.replace("\n", "⏎")
+
+
+def colour(w: float) -> str:
+    """Weight 0..1 -> an RGB hex. The square root spreads small weights, which are most of a
+    row when it attends to many tokens, over more of the scale."""
+    x = max(0.0, min(1.0, w)) ** 0.5
+    for (x0, c0), (x1, c1) in zip(STOPS, STOPS[1:]):
+        if x <= x1:
+            t = (x - x0) / (x1 - x0)
+            r, g, b = (round(a + (b_ - a) * t) for a, b_ in zip(c0, c1))
+            return f"#{r:02x}{g:02x}{b:02x}"
+    return "#%02x%02x%02x" % STOPS[-1][1]
+
+
+def select_map(maps: list, layer: int, head: int) -> list[list[float]]:
+    """One layer's map for one head, or the mean over its heads (head == MEAN)."""
+    heads = maps[layer]
+    if head != MEAN:
+        return heads[head]
+    n = len(heads)
+    return [[sum(h[i][j] for h in heads) / n for j in range(len(heads[0][i]))] for i in range(len(heads[0]))]
+
+
+def heatmap_text(matrix: list[list[float]], rows: list[str], cols: list[str], width: int) -> Text:
+    """The heatmap as text: a header of column labels (written downwards when they are
+    longer than a cell), then one line per row: its label and a coloured cell per column.
+    Only the last columns and rows that fit ``width`` are drawn (the newest tokens)."""
+    labels_r = [show_piece(t)[:MAX_LABEL] for t in rows]
+    labels_c = [show_piece(t)[:MAX_LABEL] for t in cols]
+    label_w = max((len(s) for s in labels_r), default=1)
+    # Two characters per cell draw squares (a character is twice as tall as wide); fall
+    # back to one only when that would leave too few tokens to read a pattern.
+    cell = 2 if (width - label_w - 1) // 2 >= min(len(cols), MIN_SQUARE_COLS) else 1
+    fit = max(1, (width - label_w - 1) // cell)
+    first_c = max(0, len(cols) - fit)
+    first_r = max(0, len(rows) - fit) if rows == cols else 0  # self-attention: the same last tokens
+    labels_c, matrix = labels_c[first_c:], [row[first_c:] for row in matrix[first_r:]]
+    labels_r = labels_r[first_r:]
+    out = Text(no_wrap=True, overflow="crop")
+    depth = max((len(s) for s in labels_c), default=1)
+    for k in range(depth):  # column labels, read top to bottom
+        out.append(" " * (label_w + 1))
+        for s in labels_c:
+            out.append((s[k] if k < len(s) else " ").ljust(cell), style="bold")
+        out.append("\n")
+    for label, row in zip(labels_r, matrix):
+        out.append(label.rjust(label_w) + " ", style="bold")
+        for w in row:
+            out.append(" " * cell, style=f"on {colour(w)}")
+        out.append("\n")
+    if first_c:
+        out.append(f"(the first {first_c} tokens are left out to fit; a wider terminal shows them)", style="dim")
+    return out
+
+
+def legend() -> Text:
+    out = Text("weight 0 ", style="dim")
+    for i in range(9):
+        out.append("  ", style=f"on {colour(i / 8)}")
+    out.append(" 1", style="dim")
+    return out
+
+
+class AttentionView(Vertical):
+    """Pickers for layer and head above the heatmap."""
+
+    DEFAULT_CSS = """
+    AttentionView { padding: 0 1; }
+    AttentionView .attn-pickers { height: 3; }
+    AttentionView .attn-pickers Label { padding: 1 1 0 0; text-style: bold; }
+    AttentionView .attn-pickers Select { width: 16; }
+    AttentionView #attn-help { height: auto; color: $text-muted; }
+    AttentionView #attn-scroll { height: 1fr; }
+    """
+
+    def __init__(self, title: str = "attention", placeholder: str = "", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.map_title = title
+        self.placeholder = placeholder
+        self.data: dict | None = None
+        self.path: str | None = None
+        self.pick_layer, self.pick_head = 0, MEAN
+        self._options: dict[str, list] = {}  # the values each picker offers now
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="attn-pickers"):
+            yield Label("layer")
+            yield Select([("1", 0)], value=0, allow_blank=False, id="attn-layer",
+                         tooltip="which block's attention to show (1 is nearest the input)")
+            yield Label("head")
+            yield Select([("mean", MEAN)], value=MEAN, allow_blank=False, id="attn-head",
+                         tooltip="one head, or the mean of all heads of the layer")
+        yield Static(self.placeholder, id="attn-help", markup=False)
+        with VerticalScroll(id="attn-scroll"):
+            yield Static("", id="attn-map")
+
+    def load(self, path: str | None, name: str = "", caption: str = "") -> None:
+        if not path:
+            return
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            return  # written while we read: the next snapshot tries again
+        att = data.get("attention", data)
+        if not isinstance(att, dict) or not att.get("maps"):
+            return  # an error reply, or an answer without maps
+        self.path, self.data = path, att
+        layers, heads = len(att["maps"]), len(att["maps"][0])
+        self._set_options("#attn-layer", [(str(i + 1), i) for i in range(layers)], min(self.pick_layer, layers - 1))
+        self._set_options("#attn-head", [("mean", MEAN)] + [(str(i + 1), i) for i in range(heads)],
+                          self.pick_head if self.pick_head < heads else MEAN)
+        self.draw()
+
+    def _set_options(self, selector: str, options: list, value: int) -> None:
+        select = self.query_one(selector, Select)
+        with select.prevent(Select.Changed):
+            if self._options.get(selector) != options:
+                self._options[selector] = options
+                select.set_options(options)
+            select.value = value
+
+    @on(Select.Changed)
+    def picked(self, event: Select.Changed) -> None:
+        event.stop()
+        if event.value is Select.BLANK:
+            return
+        if event.select.id == "attn-layer":
+            self.pick_layer = int(event.value)
+        else:
+            self.pick_head = int(event.value)
+        self.draw()
+
+    def on_resize(self) -> None:
+        self.draw()
+
+    def draw(self) -> None:
+        if not self.data:
+            return
+        att = self.data
+        matrix = select_map(att["maps"], self.pick_layer, self.pick_head)
+        who = "mean of the heads" if self.pick_head == MEAN else f"head {self.pick_head + 1}"
+        self.query_one("#attn-help", Static).update(Text.assemble(
+            (f"{att.get('title', self.map_title)}, layer {self.pick_layer + 1}, {who}. ", "bold"),
+            "Each row is a token; its cells show how much it attends to each token along the top.\n",
+            legend()))
+        width = max(10, self.query_one("#attn-scroll").size.width - 1)
+        self.query_one("#attn-map", Static).update(heatmap_text(matrix, att["rows"], att["cols"], width))

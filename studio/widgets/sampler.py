@@ -1,0 +1,217 @@
+"""Text views of the GPT lesson: the Train tab's sample, and the sampling panel where the
+learner types a prompt, sets temperature, top-k and top-p, and watches the continuation
+appear token by token beside bars of the candidates for the next token."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import Input, Label, Static
+
+from engine.configs import ConfigError, ParamSpec, parse_value
+from studio.widgets.attention import show_piece
+from studio.widgets.hyperparams import coerce
+
+REVEAL_HZ = 30  # tokens shown per second while a continuation appears
+BAR = 24  # characters of the longest probability bar
+HINT = ("Tab moves between the boxes; Esc leaves them (then 1-9 switch tabs, ←/→ move along the text "
+        "to show the candidates at each position).")
+LABELS = {"temperature": "temp", "top_k": "top-k", "top_p": "top-p", "max_new_tokens": "tokens"}
+
+
+def read_json(path: str | None) -> dict | None:
+    if not path:
+        return None
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None  # being replaced while we read: the next snapshot tries again
+    return data if isinstance(data, dict) else None
+
+
+class TextSample(VerticalScroll):
+    """The newest text sample: the prompt dim, the model's continuation bright."""
+
+    DEFAULT_CSS = "TextSample { padding: 0 1; } TextSample > Static { width: 1fr; }"
+
+    def __init__(self, placeholder: str = "", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(self.placeholder, style="dim"), id="text-caption")
+        yield Static("", id="text-body")
+
+    def load(self, path: str | None, name: str = "", caption: str = "") -> None:
+        data = read_json(path)
+        if data is None or "text" not in data:
+            return
+        step = Path(path).stem.rsplit("-", 1)[-1].lstrip("0") or "0"
+        self.query_one("#text-caption", Static).update(Text(f"{caption or 'sample'} · step {step}", style="dim italic"))
+        self.query_one("#text-body", Static).update(Text.assemble((data.get("prompt", ""), "dim"), (data["text"], "bold")))
+
+
+def bars(candidates: list, chosen: str | None) -> Text:
+    """The most likely next tokens: a bar of the probability the draw used (after
+    temperature, top-k and top-p) with the model's own probability beside it."""
+    out = Text()
+    width = max((len(show_piece(c[0])) for c in candidates), default=1)
+    top = max((max(c[1], c[2]) for c in candidates), default=1.0) or 1.0
+    for token, p_model, p_draw in candidates:
+        mark = "▶" if token == chosen else " "
+        out.append(f"{mark} {show_piece(token).ljust(width)} ", style="bold" if token == chosen else "")
+        n = round(BAR * p_draw / top)
+        out.append("█" * n, style="green" if p_draw > 0 else "")
+        out.append(" " * (BAR - n))
+        out.append(f" {p_draw:6.1%}", style="bold")
+        out.append(f"  model {p_model:6.1%}\n", style="dim")
+    return out
+
+
+class SamplerPanel(Vertical):
+    """Prompt and settings above; the continuation and the candidate bars below. While a
+    continuation arrives it is revealed one token at a time; afterwards ←/→ (or [ and ])
+    move along it to show the candidates at any position."""
+
+    DEFAULT_CSS = """
+    SamplerPanel { padding: 0 1; }
+    SamplerPanel #prompt { width: 1fr; }
+    SamplerPanel .settings { height: 3; }
+    SamplerPanel .settings Label { padding: 1 1 0 1; text-style: bold; }
+    SamplerPanel .settings Input { width: 10; }
+    SamplerPanel #sampler-status { height: auto; color: $text-muted; }
+    SamplerPanel #sampler-out { height: 1fr; min-height: 4; border: round $primary; padding: 0 1; }
+    SamplerPanel #sampler-bars { height: auto; }
+    """
+    BINDINGS = [
+        Binding("left,left_square_bracket", "move(-1)", "Earlier token", show=False),
+        Binding("right,right_square_bracket", "move(1)", "Later token", show=False),
+        Binding("escape", "leave_box", "Leave the box", tooltip="Stop typing: the studio's keys work again"),
+    ]
+    can_focus = True
+
+    @dataclass
+    class Generate(Message):
+        """The learner asked for a continuation; ``settings`` are the sampling values."""
+
+        prompt: str
+        settings: dict = field(default_factory=dict)
+        request: int = 0  # numbers the answers; also the sampling seed, so each Enter draws anew
+        reply: str = "generation"  # the artifact the answer is written as
+
+    def __init__(self, specs: list[ParamSpec], values: dict, artifact: str = "generation", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.specs = {s.name: s for s in specs}
+        self.values = {s.name: coerce(s, values.get(s.name, s.default)) for s in specs}
+        self.artifact = artifact
+        self.data: dict | None = None
+        self.shown = 0  # tokens revealed so far
+        self.cursor: int | None = None  # the position whose candidates are shown (None: the newest)
+        self.request = 0  # the newest request sent; older answers are ignored
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="Type a prompt and press Enter (empty: start a new line)", id="prompt")
+        with Horizontal(classes="settings"):
+            for name in self.specs:
+                yield Label(LABELS.get(name, name))
+                yield Input(str(self.values[name]), id=f"set-{name}", tooltip=self.specs[name].help)
+        yield Static(Text(HINT, style="dim"), id="sampler-status")
+        with VerticalScroll(id="sampler-out"):
+            yield Static("", id="sampler-text")
+        yield Static("", id="sampler-bars")
+
+    def on_mount(self) -> None:
+        self.set_interval(1 / REVEAL_HZ, self._reveal)
+
+    def focus_input(self) -> None:
+        self.query_one("#prompt", Input).focus()
+
+    def action_leave_box(self) -> None:
+        self.focus()  # the panel itself: ←/→ now move along the text
+
+    def set_values(self, values: dict) -> None:
+        for name, spec in self.specs.items():
+            value = coerce(spec, values.get(name, spec.default))
+            self.values[name] = value
+            box = self.query_one(f"#set-{name}", Input)
+            if not box.has_focus:
+                box.value = str(value)
+
+    # -- asking --
+    @on(Input.Submitted)
+    def submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        settings = {}
+        for name, spec in self.specs.items():
+            raw = self.query_one(f"#set-{name}", Input).value
+            try:
+                settings[name] = parse_value(spec, raw)
+            except ConfigError as e:
+                self._status(str(e), error=True)
+                self.query_one(f"#set-{name}", Input).focus()
+                return
+        self.values.update(settings)
+        self.request += 1
+        self._status("generating …")
+        self.post_message(self.Generate(self.query_one("#prompt", Input).value, settings, self.request, self.artifact))
+
+    def _status(self, message: str, error: bool = False) -> None:
+        self.query_one("#sampler-status", Static).update(Text(message, style="bold red" if error else "dim"))
+
+    # -- answers --
+    def load(self, path: str | None, name: str = "", caption: str = "") -> None:
+        data = read_json(path)
+        if data is None:
+            return
+        if data.get("request", 0) < self.request:
+            return  # the answer to an earlier request, still being written
+        if "error" in data:
+            self._status(data["error"], error=True)
+            return
+        if self.data is None or data.get("request") != self.data.get("request"):
+            self.shown, self.cursor = 0, None  # a new answer: reveal it from the start
+        self.data = data
+        if data.get("done"):
+            s = data.get("settings", {})
+            self._status(f"{len(data['tokens'])} tokens in {data.get('seconds', 0):.2f} s at temperature "
+                         f"{s.get('temperature')}, top-k {s.get('top_k')}, top-p {s.get('top_p')}. "
+                         "Esc, then ←/→: the candidates at each position.")
+        self._draw()
+
+    def _reveal(self) -> None:
+        if not self.data or self.shown >= len(self.data["tokens"]):
+            return
+        backlog = len(self.data["tokens"]) - self.shown
+        self.shown += max(1, backlog // 20)  # catch up when far behind
+        self._draw()
+
+    def action_move(self, delta: int) -> None:
+        if isinstance(self.screen.focused, Input) or not self.data or not self.shown:
+            return
+        at = self.shown - 1 if self.cursor is None else self.cursor
+        self.cursor = max(0, min(self.shown - 1, at + delta))
+        self._draw()
+
+    def _draw(self) -> None:
+        data = self.data
+        if not data:
+            return
+        tokens = data["tokens"][: self.shown]
+        at = (len(tokens) - 1) if self.cursor is None else self.cursor
+        text = Text(data.get("prompt", ""), style="dim")
+        for i, token in enumerate(tokens):
+            text.append(token, style="reverse bold" if i == at else "bold")
+        self.query_one("#sampler-text", Static).update(text)
+        if 0 <= at < len(tokens):
+            chosen_p = data["chosen_p"][at]
+            head = Text.assemble(("next-token candidates at position ", "dim"), (f"{at + 1}", "bold"),
+                                 (f" (drew {show_piece(tokens[at])!r}, probability {chosen_p:.1%}):\n", "dim"))
+            self.query_one("#sampler-bars", Static).update(head + bars(data["candidates"][at], tokens[at]))
