@@ -401,3 +401,57 @@ async def test_a_run_saved_with_an_older_value_type_still_opens(tmp_path):
         await pilot.pause()
         screen = lesson_screen(app)
         assert screen.query_one("#hp-size").value == 32
+
+
+async def test_the_sampling_panel_streams_a_continuation_and_the_attention_viewer_draws_it():
+    from studio.widgets.attention import AttentionView
+    from studio.widgets.sampler import SamplerPanel
+
+    app = GenStudioApp(graphics="halfblock", lesson="gpt-from-scratch")
+    async with app.run_test(size=(140, 44)) as pilot:
+        screen = lesson_screen(app)
+        await fill_form(pilot, screen, {"model": "custom", "layers": 1, "heads": 2, "width": 16, "context": 32,
+                                        "batch_size": 8, "steps": 1_000_000, "max_new_tokens": 40})
+        screen.query_one("#form-apply").scroll_visible(animate=False)
+        await pilot.pause()
+        await pilot.click("#form-apply")
+        await wait_for(pilot, lambda: screen.snapshot is not None and "sample" in screen.snapshot.samples,
+                       timeout=120, what="the first text sample")
+        run = screen.bridge.run.path
+        await pilot.press("2")
+        await pilot.pause()
+        panel = screen.query_one(SamplerPanel)
+        assert app.focused is screen.query_one("#prompt")  # typing goes into the box at once
+        screen.query_one("#set-temperature").value = "-1"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "out of range" in str(screen.query_one("#sampler-status").render())
+        screen.query_one("#set-temperature").value = "0.5"
+        screen.query_one("#set-top_k").value = "3"
+        screen.query_one("#prompt").focus()
+        for key in ("T", "h", "e", "space", "s"):  # an s typed here must not start a new run
+            await pilot.press(key)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: panel.data is not None and panel.data.get("done")
+                       and panel.shown == len(panel.data["tokens"]), what="the whole continuation shown")
+        assert screen.bridge.run.path == run
+        assert panel.data["prompt"] == "The s" and len(panel.data["tokens"]) == 40
+        assert panel.data["settings"] == {"temperature": 0.5, "top_k": 3, "top_p": 1.0, "max_new_tokens": 40}
+        assert screen.params["temperature"] == 0.5  # the form follows the panel
+        bars = str(screen.query_one("#sampler-bars").render())
+        assert "position 40" in bars and "█" in bars
+        await pilot.press("escape")
+        await pilot.press("left", "left")
+        assert "position 38" in str(screen.query_one("#sampler-bars").render())
+        await pilot.press("3")
+        view = screen.query_one(AttentionView)
+        await wait_for(pilot, lambda: view.data is not None and view.data["rows"][-1] == panel.data["tokens"][-1],
+                       what="attention over the generated text")
+        mean_map = str(screen.query_one("#attn-map").render())
+        assert "layer 1, mean of the heads" in str(screen.query_one("#attn-help").render())
+        screen.query_one("#attn-head").value = 1
+        await pilot.pause()
+        assert "head 2" in str(screen.query_one("#attn-help").render())
+        assert str(screen.query_one("#attn-map").render()) == mean_map  # same tokens, other colours
+        await pilot.press("x")
+        await wait_for(pilot, lambda: screen.snapshot.state == "stopped", what="stopped")

@@ -81,7 +81,8 @@ class GPTRecipe(Recipe):
         self.default_prompt = "The " if cfg.corpus == "python-docs" else re.search(r"\S+\s?", train_text).group(0)
         self.prompt = self.default_prompt
         self.sampling = {k: getattr(cfg, k) for k in ("temperature", "top_k", "top_p", "max_new_tokens")}
-        self.last_text: list[int] | None = None  # prompt + continuation the attention viewer shows
+        self.last_text: list[int] = []  # prompt + continuation of the latest generation
+        self.asked: list[int] | None = None  # the learner's latest generation: the attention viewer's text
 
     # -- training --
     def _lr(self) -> float:
@@ -221,12 +222,14 @@ class GPTRecipe(Recipe):
                 last = time.monotonic()
                 yield self._generation(prompt, record, False, last - t0, request)
         yield self._generation(prompt, record, True, time.monotonic() - t0, request)
-        yield Artifact("attention", "data", self.attention(self.last_text))
+        self.asked = self.last_text
+        yield Artifact("attention", "data", self.attention(self.asked))
 
     @torch.no_grad()
     def samples(self) -> list[Artifact]:
         """The Train tab's sample: a continuation of the last prompt (the same seed every
-        time, so the changes come from training), and the attention maps over it."""
+        time, so the changes come from training), and the attention maps over the learner's
+        latest generation (or this sample, before the first), as training changes them."""
         ids = self.encode_prompt(self.prompt)
         g = torch.Generator().manual_seed(self.cfg.seed)
         s = self.sampling
@@ -236,7 +239,7 @@ class GPTRecipe(Recipe):
         prompt = self.prompt or self.default_prompt
         return [Artifact("sample", "data", {"prompt": prompt, "text": "".join(record["tokens"])},
                          f"continuing {prompt.strip()[:20] or 'a new line'!r} at temperature {s['temperature']:g}"),
-                Artifact("attention", "data", self.attention(self.last_text))]
+                Artifact("attention", "data", self.attention(self.asked or self.last_text))]
 
     def sample_images(self, n, generator):
         raise ValueError("the GPT lesson makes text, not images; use the Sample tab or `genstudio train gpt`")

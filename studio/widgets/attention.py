@@ -100,9 +100,9 @@ class AttentionView(Vertical):
 
     DEFAULT_CSS = """
     AttentionView { padding: 0 1; }
-    AttentionView .attn-pickers { height: 3; }
-    AttentionView .attn-pickers Label { padding: 1 1 0 0; text-style: bold; }
-    AttentionView .attn-pickers Select { width: 16; }
+    AttentionView .attn-pickers { height: 1; margin: 1 0 0 0; }
+    AttentionView .attn-pickers Label { padding: 0 1 0 0; text-style: bold; }
+    AttentionView .attn-pickers Select { width: 12; margin: 0 2 0 0; }
     AttentionView #attn-help { height: auto; color: $text-muted; }
     AttentionView #attn-scroll { height: 1fr; }
     """
@@ -120,10 +120,10 @@ class AttentionView(Vertical):
         with Horizontal(classes="attn-pickers"):
             yield Label("layer")
             yield Select([("1", 0)], value=0, allow_blank=False, id="attn-layer",
-                         tooltip="which block's attention to show (1 is nearest the input)")
+                         tooltip="which block's attention to show (1 is nearest the input)", compact=True)
             yield Label("head")
             yield Select([("mean", MEAN)], value=MEAN, allow_blank=False, id="attn-head",
-                         tooltip="one head, or the mean of all heads of the layer")
+                         tooltip="one head, or the mean of all heads of the layer", compact=True)
         yield Static(self.placeholder, id="attn-help", markup=False)
         with VerticalScroll(id="attn-scroll"):
             yield Static("", id="attn-map")

@@ -83,10 +83,13 @@ class SamplerPanel(Vertical):
 
     DEFAULT_CSS = """
     SamplerPanel { padding: 0 1; }
+    SamplerPanel .ask { height: 1; margin: 1 0 0 0; }
+    SamplerPanel .ask Label { text-style: bold; padding: 0 1 0 0; }
     SamplerPanel #prompt { width: 1fr; }
-    SamplerPanel .settings { height: 3; }
-    SamplerPanel .settings Label { padding: 1 1 0 1; text-style: bold; }
-    SamplerPanel .settings Input { width: 10; }
+    SamplerPanel .settings { height: 1; margin: 1 0 0 0; }
+    SamplerPanel .settings Label { padding: 0 1 0 2; text-style: bold; }
+    SamplerPanel .settings Label.first { padding: 0 1 0 0; }
+    SamplerPanel .settings Input { width: 8; }
     SamplerPanel #sampler-status { height: auto; color: $text-muted; }
     SamplerPanel #sampler-out { height: 1fr; min-height: 4; border: round $primary; padding: 0 1; }
     SamplerPanel #sampler-bars { height: auto; }
@@ -118,11 +121,14 @@ class SamplerPanel(Vertical):
         self.request = 0  # the newest request sent; older answers are ignored
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="Type a prompt and press Enter (empty: start a new line)", id="prompt")
+        with Horizontal(classes="ask"):
+            yield Label("prompt")
+            yield Input(placeholder="type a prompt and press Enter (empty: the corpus's start)", id="prompt",
+                        compact=True)
         with Horizontal(classes="settings"):
-            for name in self.specs:
-                yield Label(LABELS.get(name, name))
-                yield Input(str(self.values[name]), id=f"set-{name}", tooltip=self.specs[name].help)
+            for i, name in enumerate(self.specs):
+                yield Label(LABELS.get(name, name), classes="first" if i == 0 else None)
+                yield Input(str(self.values[name]), id=f"set-{name}", tooltip=self.specs[name].help, compact=True)
         yield Static(Text(HINT, style="dim"), id="sampler-status")
         with VerticalScroll(id="sampler-out"):
             yield Static("", id="sampler-text")

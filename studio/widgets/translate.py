@@ -23,10 +23,11 @@ from studio.widgets.sampler import read_json
 class TranslatePanel(Vertical):
     DEFAULT_CSS = """
     TranslatePanel { padding: 0 1; height: auto; max-height: 60%; }
-    TranslatePanel .ask { height: 3; }
+    TranslatePanel .ask { height: 1; margin: 1 0 0 0; }
     TranslatePanel #source { width: 1fr; }
-    TranslatePanel .ask Label { padding: 1 1 0 1; text-style: bold; }
-    TranslatePanel .ask Select { width: 16; }
+    TranslatePanel .ask Label { padding: 0 1 0 1; text-style: bold; }
+    TranslatePanel .ask Label.first { padding: 0 1 0 0; }
+    TranslatePanel .ask Select { width: 12; }
     TranslatePanel #translation { height: auto; padding: 0 1; }
     TranslatePanel #examples { height: auto; }
     """
@@ -50,12 +51,14 @@ class TranslatePanel(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="ask"):
-            yield Input(placeholder="Type an English sentence and press Enter, e.g. the red car is big",
-                        id="source")
+            yield Label("English", classes="first")
+            yield Input(placeholder="type a sentence and press Enter, e.g. the red car is big", id="source",
+                        compact=True)
             if self.beam_spec:
                 yield Label("beam")
                 yield Select([("greedy" if c == 1 else str(c), c) for c in self.beam_spec.choices],
-                             value=self.beam, allow_blank=False, id="beam", tooltip=self.beam_spec.help)
+                             value=self.beam, allow_blank=False, id="beam", tooltip=self.beam_spec.help,
+                             compact=True)
         yield Static(Text("no translation yet: press s to start training, then type a sentence", style="dim"),
                      id="translation")
         yield Static("", id="examples")
