@@ -10,8 +10,10 @@ def test_heatmap_labels_rows_and_columns_and_colours_cells():
     m = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.2, 0.3, 0.5]]
     text = heatmap_text(m, ["a", " ", "b"], ["a", " ", "b"], width=40)
     lines = text.plain.splitlines()
-    assert lines[0] == "  a ␣ b "  # one header row: single-character tokens, two columns per cell
+    assert lines[0].split() == ["a", "␣", "b"]  # one header row: single-character tokens
+    assert lines[0] == "  a   ␣   b   "  # few tokens: wide cells (4 characters)
     assert [line[0] for line in lines[1:]] == ["a", "␣", "b"]
+    assert heatmap_text(m, ["a", " ", "b"], ["a", " ", "b"], width=9).plain.splitlines()[0] == "  a ␣ b "
     styles = [str(span.style) for span in text.spans if "on #" in str(span.style)]
     assert len(styles) == 9 and styles[0] == f"on {colour(1.0)}" and styles[1] == f"on {colour(0.0)}"
 
@@ -21,7 +23,7 @@ def test_word_labels_are_written_downwards_and_long_texts_keep_their_end():
     cols = ["the", "cat"]
     text = heatmap_text([[0.9, 0.1], [0.2, 0.8]], rows, cols, width=40)
     header = text.plain.splitlines()[:3]
-    assert [h[5:].rstrip() for h in header] == ["t c", "h a", "e t"]
+    assert [h.split() for h in header] == [["t", "c"], ["h", "a"], ["e", "t"]]
     many = [str(i % 10) for i in range(60)]
     square = [[1.0 / (i + 1) if j <= i else 0.0 for j in range(60)] for i in range(60)]
     cropped = heatmap_text(square, many, many, width=30)

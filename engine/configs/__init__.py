@@ -236,6 +236,48 @@ class TextPane:
 
 
 @dataclass(frozen=True)
+class PlotPane:
+    """Line plots of a data artifact {"title": str, "x": [..], "xlabel": str, "series": {name: [..]}}."""
+
+    artifact: str
+    id: str
+    placeholder: str = "no data yet: press s to start training"
+
+
+@dataclass(frozen=True)
+class TimelinePane:
+    """A denoising timeline the learner scrubs (←/→) and plays (space): the image artifact
+    ``artifact`` is a horizontal strip of equal frames; the data artifact ``meta`` says
+    {"frames": K, "t": [t of each frame], "label": str}."""
+
+    artifact: str
+    meta: str
+    id: str
+
+
+@dataclass(frozen=True)
+class PromptImagePane:
+    """A prompt box with a guidance scale: the engine draws images for the prompt (image
+    artifact ``artifact``; its caption carries the prompt accuracy)."""
+
+    artifact: str
+    id: str
+
+
+@dataclass(frozen=True)
+class ActionPane:
+    """A button that sends the engine the request ``action`` (with the current values of
+    ``params`` as its arguments) and shows the image it answers with (artifact ``artifact``):
+    work too slow for the periodic views, such as a full DDPM sampling chain."""
+
+    action: str
+    artifact: str
+    id: str
+    label: str
+    params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Tab:
     title: str
     id: str
@@ -256,6 +298,7 @@ def _registry() -> dict[str, tuple[type, str]]:
     from engine.configs.dcgan import DCGANConfig
     from engine.configs.gan2d import GAN2DConfig
     from engine.configs.gpt import GPTConfig
+    from engine.configs.translator import TranslatorConfig
     from engine.configs.vae import VAEConfig
 
     # name -> (config class, module that defines the torch recipe)
@@ -263,7 +306,8 @@ def _registry() -> dict[str, tuple[type, str]]:
             "cwgan": (CWGANConfig, "engine.recipes.cwgan"),
             "cyclegan": (CycleGANConfig, "engine.recipes.cyclegan"),
             "dcgan": (DCGANConfig, "engine.recipes.dcgan"),
-            "gpt": (GPTConfig, "engine.recipes.gpt")}
+            "gpt": (GPTConfig, "engine.recipes.gpt"),
+            "translator": (TranslatorConfig, "engine.recipes.translator")}
 
 
 RECIPES = _registry()

@@ -20,6 +20,7 @@ from textual.widgets import Label, Select, Static
 MEAN = -1  # the head picker's value for the mean over heads
 MAX_LABEL = 10  # characters of a word label shown
 MIN_SQUARE_COLS = 20  # tokens that must fit before cells are drawn square
+MAX_CELL = 4  # widest cell, in characters (short sentences)
 # Dark blue (0) -> teal -> yellow (1): light cells are strong attention on any background.
 STOPS = [(0.0, (20, 24, 48)), (0.25, (40, 70, 140)), (0.5, (30, 140, 140)), (0.75, (120, 200, 90)), (1.0, (250, 230, 80))]
 SHOW_PIECE = {" ": "␣", "\n": "⏎", "\t": "⇥"}
@@ -62,9 +63,12 @@ def heatmap_text(matrix: list[list[float]], rows: list[str], cols: list[str], wi
     labels_r = [show_piece(t)[:MAX_LABEL] for t in rows]
     labels_c = [show_piece(t)[:MAX_LABEL] for t in cols]
     label_w = max((len(s) for s in labels_r), default=1)
-    # Two characters per cell draw squares (a character is twice as tall as wide); fall
-    # back to one only when that would leave too few tokens to read a pattern.
-    cell = 2 if (width - label_w - 1) // 2 >= min(len(cols), MIN_SQUARE_COLS) else 1
+    # Two characters per cell draw squares (a character is twice as tall as wide); a few
+    # tokens get wider cells, and one character is the fallback when two would leave too
+    # few tokens to read a pattern.
+    room = width - label_w - 1
+    cell = min(MAX_CELL, room // max(1, len(cols))) if room >= 2 * len(cols) else (
+        2 if room // 2 >= MIN_SQUARE_COLS else 1)
     fit = max(1, (width - label_w - 1) // cell)
     first_c = max(0, len(cols) - fit)
     first_r = max(0, len(rows) - fit) if rows == cols else 0  # self-attention: the same last tokens
@@ -167,6 +171,9 @@ class AttentionView(Vertical):
     def on_resize(self) -> None:
         self.draw()
 
+    def on_show(self) -> None:
+        self.draw()  # drawn while its tab was hidden, it had no width to fit
+
     def draw(self) -> None:
         if not self.data:
             return
@@ -177,5 +184,7 @@ class AttentionView(Vertical):
             (f"{att.get('title', self.map_title)}, layer {self.pick_layer + 1}, {who}. ", "bold"),
             "Each row is a token; its cells show how much it attends to each token along the top.\n",
             legend()))
-        width = max(10, self.query_one("#attn-scroll").size.width - 1)
+        width = self.content_size.width - 1
+        if width < 8:
+            return  # not laid out yet (a hidden tab); on_show draws it
         self.query_one("#attn-map", Static).update(heatmap_text(matrix, att["rows"], att["cols"], width))
