@@ -455,3 +455,44 @@ async def test_the_sampling_panel_streams_a_continuation_and_the_attention_viewe
         assert str(screen.query_one("#attn-map").render()) == mean_map  # same tokens, other colours
         await pilot.press("x")
         await wait_for(pilot, lambda: screen.snapshot.state == "stopped", what="stopped")
+
+
+async def test_the_translate_panel_translates_what_is_typed_and_shows_the_alignment():
+    from studio.widgets.attention import AttentionView
+    from studio.widgets.translate import TranslatePanel
+
+    app = GenStudioApp(graphics="halfblock", lesson="translator-en-fr")
+    async with app.run_test(size=(140, 44)) as pilot:
+        screen = lesson_screen(app)
+        await fill_form(pilot, screen, {"width": 32, "layers": 1, "ff": 64, "batch_size": 32,
+                                        "train_size": 400, "warmup": 10, "steps": 1_000_000})
+        screen.query_one("#hp-heads").value = 2  # a menu: int choices
+        screen.query_one("#form-apply").scroll_visible(animate=False)
+        await pilot.pause()
+        await pilot.click("#form-apply")
+        await wait_for(pilot, lambda: screen.snapshot is not None and "examples" in screen.snapshot.samples,
+                       timeout=120, what="held-out examples")
+        await pilot.press("2")
+        await pilot.pause()
+        assert app.focused is screen.query_one("#source")
+        screen.query_one("#beam").value = 2
+        for key in "the red car":
+            await pilot.press("space" if key == " " else key)
+        await pilot.press("enter")
+        panel = screen.query_one(TranslatePanel)
+        shown = lambda: str(screen.query_one("#translation").render())  # noqa: E731
+        await wait_for(pilot, lambda: "beam 2" in shown() and "the red car" in shown(), what="the translation")
+        assert screen.params["beam"] == 2
+        assert "exactly right" in screen.query_one("#examples").content.caption
+        view = screen.query_one(AttentionView)
+        await wait_for(pilot, lambda: view.data is not None and view.data["cols"][:3] == ["the", "red", "car"],
+                       what="the alignment of the typed sentence")
+        assert "cross-attention" in str(screen.query_one("#attn-help").render())
+        screen.query_one("#source").value = "the purple unicorn"
+        screen.query_one("#source").focus()
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "unicorn" in shown() and panel.request == 2, what="the error for unknown words")
+        await pilot.press("escape")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: screen.snapshot.state == "stopped", what="stopped")
