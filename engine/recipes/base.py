@@ -3,6 +3,7 @@ checkpoints and events; a recipe owns the model, the data, one training step and
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterator
 
@@ -87,3 +88,13 @@ class Recipe:
                 part.set_state(state[name].cpu())
             else:
                 part.load_state_dict(state[name])
+
+
+def warmup_cosine(step: int, lr: float, warmup: int, total: int, floor: float = 0.1) -> float:
+    """The learning rate at ``step``: a linear warmup from 0 to ``lr`` over ``warmup`` steps
+    (large early updates from random weights can wreck attention layers), then a cosine
+    decay to ``floor`` x lr at step ``total`` (small steps at the end settle the weights)."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))

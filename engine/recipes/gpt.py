@@ -15,7 +15,7 @@ from engine.configs.gpt import GPTConfig
 from engine.data.text import CharTokenizer, WordTokenizer, python_docs, read_text_file
 from engine.device import autocast, one_thread
 from engine.models.gpt import GPT, GPTArgs, next_token_probs
-from engine.recipes.base import Artifact, Recipe, RunContext
+from engine.recipes.base import Artifact, Recipe, RunContext, warmup_cosine
 
 VAL_SHARE = 0.1  # the last tenth of the corpus is held out for the validation loss
 VAL_WINDOWS = 64  # fixed validation windows (the same every time, so the curve is smooth)
@@ -87,11 +87,7 @@ class GPTRecipe(Recipe):
     # -- training --
     def _lr(self) -> float:
         """Linear warmup to lr, then a cosine decay to a tenth of it at the last step."""
-        s, warm, total = self.steps_done, self.cfg.warmup, max(1, self.cfg.steps)
-        if s < warm:
-            return self.base_lr * (s + 1) / warm
-        progress = min(1.0, (s - warm) / max(1, total - warm))
-        return self.base_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+        return warmup_cosine(self.steps_done, self.base_lr, self.cfg.warmup, self.cfg.steps)
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Random windows of the training text. The draw depends only on (seed, rank, step),

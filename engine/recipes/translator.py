@@ -21,7 +21,7 @@ from engine.configs.translator import TranslatorConfig
 from engine.data.en_fr import Vocab, generated_vocabs, load_pairs_tsv, make_split, split_pairs, tokenize
 from engine.device import autocast
 from engine.models.translator import Translator, TranslatorArgs, beam_search, greedy_decode
-from engine.recipes.base import Artifact, Recipe, RunContext
+from engine.recipes.base import Artifact, Recipe, RunContext, warmup_cosine
 
 N_EVAL = 100  # held-out pairs scored every few seconds (a fixed subset, so the curves compare)
 N_EXAMPLES = 8  # held-out pairs in the examples table
@@ -135,11 +135,7 @@ class TranslatorRecipe(Recipe):
     # -- training --
     def _lr(self) -> float:
         """Linear warmup to lr, then a cosine decay to a tenth of it at the last step."""
-        s, warm, total = self.steps_done, self.cfg.warmup, max(1, self.cfg.steps)
-        if s < warm:
-            return self.base_lr * (s + 1) / warm
-        progress = min(1.0, (s - warm) / max(1, total - warm))
-        return self.base_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+        return warmup_cosine(self.steps_done, self.base_lr, self.cfg.warmup, self.cfg.steps)
 
     def loss(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: the decoder reads BOS y1 ... yn and must predict y1 ... yn EOS,
