@@ -7,8 +7,8 @@ from studio.lessons import LessonError, get_lesson, load_lessons, parse_lesson
 
 def test_every_lesson_is_complete():
     lessons = load_lessons()
-    assert [l.id for l in lessons] == ["gan-shape", "dcgan-digits", "cgan-faces", "cyclegan-hair", "gpt-from-scratch",
-                                      "translator-en-fr", "vae-digits"]
+    assert [l.id for l in lessons] == ["diffusion-digits", "text-to-image", "gan-shape", "dcgan-digits", "cgan-faces",
+                                      "cyclegan-hair", "gpt-from-scratch", "translator-en-fr", "vae-digits"]
     # by family, then order
     for lesson in lessons:
         assert lesson.summary and lesson.body.strip()

@@ -496,3 +496,87 @@ async def test_the_translate_panel_translates_what_is_typed_and_shows_the_alignm
         await pilot.press("escape")
         await pilot.press("x")
         await wait_for(pilot, lambda: screen.snapshot.state == "stopped", what="stopped")
+
+
+async def start_tiny(pilot, screen: LessonScreen, values: dict, choices: dict | None = None) -> None:
+    """Fill the Settings form (menus by value) and start a run from it."""
+    await fill_form(pilot, screen, values)
+    for key, value in (choices or {}).items():
+        screen.query_one(f"#hp-{key}").value = value
+    screen.query_one("#form-apply").scroll_visible(animate=False)
+    await pilot.pause()
+    await pilot.click("#form-apply")
+
+
+async def test_the_denoising_timeline_scrubs_and_plays_and_the_samplers_compare():
+    from studio.widgets.diffusion_views import ActionImage, TimelineView
+
+    app = GenStudioApp(graphics="halfblock", lesson="diffusion-digits")
+    async with app.run_test(size=(140, 44)) as pilot:
+        screen = lesson_screen(app)
+        await start_tiny(pilot, screen, {"base": 4, "batch_size": 16, "train_size": 256, "timesteps": 50,
+                                         "steps": 1_000_000}, {"sampler_steps": 10})
+        await wait_for(pilot, lambda: screen.snapshot is not None and "timeline" in screen.snapshot.samples
+                       and "timeline-meta" in screen.snapshot.samples, timeout=120, what="the timeline")
+        await pilot.press("3")
+        await pilot.pause()
+        view = screen.query_one(TimelineView)
+        assert app.focused is view
+        await wait_for(pilot, lambda: view.strip is not None and view.frames > 1, what="frames")
+        k = view.frames
+        assert view.strip.width % k == 0
+        await pilot.press("right", "right")
+        assert view.frame == 2
+        await pilot.press("left")
+        assert view.frame == 1
+        await pilot.press("end")
+        assert view.frame == k - 1 and "frame" in str(screen.query_one("#timeline-bar").render())
+        frame_image = view.query_one("#timeline-frame").image
+        assert frame_image.width == view.strip.width // k
+        await pilot.press("space")  # at the end, play starts again from the noise
+        assert view.playing and view.frame == 0
+        await wait_for(pilot, lambda: view.frame >= 2, timeout=10, what="playing")
+        await pilot.press("space")
+        assert not view.playing
+        await pilot.press("4")
+        await pilot.pause()
+        action = screen.query_one(ActionImage)
+        await pilot.click("#action-run")
+        await wait_for(pilot, lambda: "DDIM" in str(screen.query_one("#action-note").render()),
+                       timeout=120, what="the DDPM vs DDIM comparison")
+        assert action.query_one("#action-image").image is not None
+        await pilot.press("x")
+        await wait_for(pilot, lambda: screen.snapshot.state == "stopped", what="stopped")
+
+
+async def test_the_prompt_box_draws_images_for_a_caption_and_refuses_unknown_words():
+    from studio.widgets.diffusion_views import PromptImagePanel
+
+    app = GenStudioApp(graphics="halfblock", lesson="text-to-image")
+    async with app.run_test(size=(140, 44)) as pilot:
+        screen = lesson_screen(app)
+        await start_tiny(pilot, screen, {"base": 8, "text_dim": 16, "batch_size": 8, "train_size": 256,
+                                         "timesteps": 100, "steps": 1_000_000}, {"sampler_steps": 10})
+        await wait_for(pilot, lambda: screen.snapshot is not None and "prompted" in screen.snapshot.samples,
+                       timeout=120, what="the first prompted images")
+        await pilot.press("2")
+        await pilot.pause()
+        assert app.focused is screen.query_one("#t2i-prompt")
+        note = lambda: str(screen.query_one("#t2i-note").render())  # noqa: E731
+        screen.query_one("#t2i-guidance").value = "99"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "out of range" in note()
+        screen.query_one("#t2i-guidance").value = "2"
+        screen.query_one("#t2i-prompt").value = "a small blue square at the top right"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "a small blue square at the top right" in note() and "guidance 2" in note(),
+                       what="images for the typed prompt")
+        assert screen.params["guidance"] == 2.0
+        assert screen.query_one(PromptImagePanel).query_one("#t2i-image").image is not None
+        screen.query_one("#t2i-prompt").value = "a small pink hexagon"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "hexagon" in note(), what="the unknown-word error")
+        await pilot.press("escape")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: screen.snapshot.state == "stopped", what="stopped")

@@ -296,8 +296,10 @@ def _registry() -> dict[str, tuple[type, str]]:
     from engine.configs.cyclegan import CycleGANConfig
     from engine.configs.cwgan import CWGANConfig
     from engine.configs.dcgan import DCGANConfig
+    from engine.configs.diffusion import DiffusionConfig
     from engine.configs.gan2d import GAN2DConfig
     from engine.configs.gpt import GPTConfig
+    from engine.configs.text2image import TextToImageConfig
     from engine.configs.translator import TranslatorConfig
     from engine.configs.vae import VAEConfig
 
@@ -306,7 +308,9 @@ def _registry() -> dict[str, tuple[type, str]]:
             "cwgan": (CWGANConfig, "engine.recipes.cwgan"),
             "cyclegan": (CycleGANConfig, "engine.recipes.cyclegan"),
             "dcgan": (DCGANConfig, "engine.recipes.dcgan"),
+            "diffusion": (DiffusionConfig, "engine.recipes.diffusion"),
             "gpt": (GPTConfig, "engine.recipes.gpt"),
+            "text2image": (TextToImageConfig, "engine.recipes.text2image"),
             "translator": (TranslatorConfig, "engine.recipes.translator")}
 
 

@@ -16,8 +16,9 @@ from textual.widget import Widget
 from textual.widgets import Footer, Markdown, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.configs import (AttentionPane, Controls, Curves, ImagePane, PointsPane, SamplerPane, TextPane,
-                            TranslatePane, dashboard, get_config_class, specs)
+from engine.configs import (ActionPane, AttentionPane, Controls, Curves, ImagePane, PlotPane, PointsPane,
+                            PromptImagePane, SamplerPane, TextPane, TimelinePane, TranslatePane, dashboard,
+                            get_config_class, specs)
 from engine.rundir import CONTINUABLE, RunDir, RunDirError
 from studio.bridge import Bridge
 from studio.lessons import CODE_LINK, Lesson, get_lesson
@@ -27,6 +28,7 @@ from studio.widgets.code_view import CodeView
 from studio.widgets.attention import AttentionView
 from studio.widgets.controls import ControlRow
 from studio.widgets.curves import LossCurves
+from studio.widgets.diffusion_views import ActionImage, PlotView, PromptImagePanel, TimelineView
 from studio.widgets.hyperparams import HyperparamForm
 from studio.widgets.image_view import ImageView
 from studio.widgets.latent_map import LatentMap
@@ -107,6 +109,8 @@ class LessonScreen(Screen):
             return SamplerPanel([by_name[name] for name in pane.params], self.params, pane.artifact, id=pane.id)
         if isinstance(pane, TranslatePane):
             return TranslatePanel(by_name.get("beam"), self.params, pane.artifact, pane.examples, id=pane.id)
+        if isinstance(pane, PromptImagePane):
+            return PromptImagePanel(by_name.get("guidance"), self.params, pane.artifact, id=pane.id)
         return make_pane(pane)
 
     def on_mount(self) -> None:
@@ -147,7 +151,7 @@ class LessonScreen(Screen):
         self.query_one(HyperparamForm).set_values(self.params)
         for row in self.query(ControlRow):
             row.set_values(self.params)
-        for panel in self.query("SamplerPanel, TranslatePanel"):
+        for panel in self.query("SamplerPanel, TranslatePanel, PromptImagePanel"):
             panel.set_values(self.params)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="follow")
@@ -329,7 +333,7 @@ class LessonScreen(Screen):
     def tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """A tab with a text box (the prompt, the sentence to translate) takes the keys at
         once, so typing goes into the box rather than starting a run."""
-        for panel in event.pane.query("SamplerPanel, TranslatePanel"):
+        for panel in event.pane.query("SamplerPanel, TranslatePanel, PromptImagePanel, TimelineView, ActionImage"):
             panel.focus_input()
             break
 
@@ -412,6 +416,14 @@ class LessonScreen(Screen):
         self._ask("generate", event.reply, event.settings, "generate text",
                   prompt=event.prompt, request=event.request)
 
+    @on(PromptImagePanel.Generate)
+    def prompt_image(self, event: PromptImagePanel.Generate) -> None:
+        self._ask("generate", event.reply, event.settings, "draw images", prompt=event.prompt, **event.settings)
+
+    @on(ActionImage.Run)
+    def run_action(self, event: ActionImage.Run) -> None:
+        self._ask(event.action, event.reply, {}, "run it", **{k: self.params[k] for k in event.params})
+
     @on(TranslatePanel.Translate)
     def translate(self, event: TranslatePanel.Translate) -> None:
         settings = {"beam": event.beam} if "beam" in self.params else {}
@@ -457,6 +469,8 @@ def pane_artifacts(pane) -> tuple[str, ...]:
     """The artifacts a pane shows (the translate panel: its answer and the examples)."""
     if isinstance(pane, TranslatePane):
         return (pane.artifact, pane.examples)
+    if isinstance(pane, TimelinePane):
+        return (pane.meta, pane.artifact)
     return (pane.artifact,) if hasattr(pane, "artifact") else ()
 
 
@@ -474,6 +488,12 @@ def make_pane(pane) -> Widget:
         return view
     if isinstance(pane, AttentionPane):
         return AttentionView(pane.title, pane.placeholder, id=pane.id)
+    if isinstance(pane, PlotPane):
+        return PlotView(pane.placeholder, id=pane.id)
+    if isinstance(pane, TimelinePane):
+        return TimelineView(pane.artifact, pane.meta, id=pane.id)
+    if isinstance(pane, ActionPane):
+        return ActionImage(pane.action, pane.artifact, pane.label, pane.params, id=pane.id)
     if isinstance(pane, TextPane):
         view = TextSample(pane.placeholder, id=pane.id)
         if pane.height:

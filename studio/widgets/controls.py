@@ -27,7 +27,7 @@ class ControlRow(Vertical):
     ControlRow .controls-help { color: $text-muted; height: auto; }
     ControlRow .controls { height: auto; layout: grid; grid-size: 2; grid-gutter: 0 2; grid-rows: 3; }
     ControlRow .control { height: 3; }
-    ControlRow .control Label { width: 9; padding-top: 1; text-style: bold; }
+    ControlRow .control Label { width: auto; min-width: 9; padding: 1 1 0 0; text-style: bold; }
     ControlRow .control Select { width: 1fr; max-width: 22; }
     """
 

@@ -1,0 +1,281 @@
+"""Views of the diffusion lessons: line plots of a data artifact (the noise schedule), the
+denoising timeline the learner scrubs and plays, an image made on request (the sampler
+comparison), and the prompt-to-image panel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button, Input, Label, Static
+from textual_plotext import PlotextPlot
+
+from engine.configs import ConfigError, ParamSpec, parse_value
+from studio.widgets.hyperparams import coerce
+from studio.widgets.image_view import ImageView
+from studio.widgets.sampler import read_json
+
+PLAY_FPS = 6  # timeline frames per second while playing
+SERIES_COLOURS = ["cyan", "orange", "green", "magenta"]
+
+
+def step_of(path: str) -> str:
+    return Path(path).stem.rsplit("-", 1)[-1].lstrip("0") or "0"
+
+
+class PlotView(PlotextPlot):
+    """{"title", "x", "xlabel", "series": {name: [y...]}} as lines."""
+
+    def __init__(self, placeholder: str = "", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.placeholder = placeholder
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.plt.title(self.placeholder)
+
+    def load(self, path: str | None, name: str = "", caption: str = "") -> None:
+        data = read_json(path)
+        if not data or "series" not in data:
+            return
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        for i, (label, ys) in enumerate(data["series"].items()):
+            plt.plot(data["x"], ys, label=label, color=SERIES_COLOURS[i % len(SERIES_COLOURS)], marker="braille")
+        plt.title(data.get("title", ""))
+        plt.xlabel(data.get("xlabel", ""))
+        self.refresh()
+
+
+class TimelineView(Vertical):
+    """A horizontal strip of K equal frames (noise on the left, the sample on the right),
+    shown one frame at a time: ←/→ step, space plays, Home/End jump to the ends."""
+
+    DEFAULT_CSS = """
+    TimelineView { padding: 0 1; }
+    TimelineView #timeline-bar { height: 2; }
+    TimelineView ImageView { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("left", "move(-1)", "Step back", tooltip="One denoising step back (toward noise)"),
+        Binding("right", "move(1)", "Step on", tooltip="One denoising step on (toward the image)"),
+        Binding("space", "play", "Play/pause"),
+        Binding("home", "jump(0)", "Noise", show=False),
+        Binding("end", "jump(-1)", "Image", show=False),
+    ]
+    can_focus = True
+
+    def __init__(self, artifact: str, meta: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.artifact, self.meta_name = artifact, meta
+        self.strip: Image.Image | None = None
+        self.meta: dict = {}
+        self.frame = 0
+        self.playing = False
+        self.strip_path = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("no timeline yet: press s to start training; then ←/→ step through the denoising, "
+                          "space plays it", style="dim"), id="timeline-bar")
+        yield ImageView(id="timeline-frame", placeholder="")
+
+    def on_mount(self) -> None:
+        self.set_interval(1 / PLAY_FPS, self._tick)
+
+    def focus_input(self) -> None:
+        self.focus()
+
+    @property
+    def frames(self) -> int:
+        return int(self.meta.get("frames", 0))
+
+    def load(self, path: str | None, name: str = "", caption: str = "") -> None:
+        if not path:
+            return
+        if name == self.meta_name:
+            data = read_json(path)
+            if data and data.get("frames"):
+                self.meta = data
+        else:
+            try:
+                with Image.open(path) as im:
+                    self.strip = im.convert("RGB")
+            except OSError:
+                return  # being replaced: the next snapshot tries again
+            self.strip_path = path
+        self._show()
+
+    def _show(self) -> None:
+        k = self.frames
+        if self.strip is None or not k or self.strip.width % k:
+            return
+        self.frame = max(0, min(k - 1, self.frame))
+        w = self.strip.width // k
+        self.query_one(ImageView).set_image(self.strip.crop((self.frame * w, 0, (self.frame + 1) * w, self.strip.height)))
+        ts = self.meta.get("t") or []
+        t = f"t = {ts[self.frame]}" if self.frame < len(ts) else ""
+        done = round(30 * self.frame / max(1, k - 1))
+        bar = Text.assemble(("noise ", "dim"), ("█" * done, "cyan"), ("░" * (30 - done), "dim"), (" image", "dim"),
+                            f"   frame {self.frame + 1}/{k}  {t}  ", ("▶ playing" if self.playing else "", "bold green"))
+        label = self.meta.get("label", "")
+        step = step_of(self.strip_path) if self.strip_path else ""
+        bar.append(f"\n←/→ step · space plays · Home/End: the ends · {label} · model at step {step}", style="dim")
+        self.query_one("#timeline-bar", Static).update(bar)
+
+    def action_move(self, delta: int) -> None:
+        self.playing = False
+        self.frame += delta
+        self._show()
+
+    def action_jump(self, where: int) -> None:
+        self.playing = False
+        self.frame = 0 if where == 0 else self.frames - 1
+        self._show()
+
+    def action_play(self) -> None:
+        if not self.frames:
+            return
+        if not self.playing and self.frame >= self.frames - 1:
+            self.frame = 0  # replay from the noise
+        self.playing = not self.playing
+        self._show()
+
+    def _tick(self) -> None:
+        if not self.playing:
+            return
+        if self.frame >= self.frames - 1:
+            self.playing = False
+        else:
+            self.frame += 1
+        self._show()
+
+
+class ActionImage(Vertical):
+    """A button that asks the engine for an image (the DDPM vs DDIM comparison) and the image
+    it answers with, captioned with what it measured."""
+
+    DEFAULT_CSS = """
+    ActionImage { padding: 0 1; }
+    ActionImage Button { margin: 0 0 0 0; }
+    ActionImage #action-note { height: auto; color: $text-muted; }
+    ActionImage ImageView { height: 1fr; }
+    """
+
+    @dataclass
+    class Run(Message):
+        action: str
+        reply: str
+        params: tuple[str, ...]
+
+    def __init__(self, action: str, artifact: str, label: str, params: tuple[str, ...] = (), **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.action, self.artifact, self.label, self.params = action, artifact, label, params
+
+    def compose(self) -> ComposeResult:
+        yield Button(self.label, id="action-run", compact=True)
+        yield Static("", id="action-note")
+        yield ImageView(id="action-image", placeholder="nothing yet: train a little, then press the button")
+
+    def focus_input(self) -> None:
+        self.query_one(Button).focus()
+
+    @on(Button.Pressed)
+    def pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.query_one("#action-note", Static).update(Text("working … (the full DDPM chain takes a while)", style="dim"))
+        self.post_message(self.Run(self.action, self.artifact, self.params))
+
+    def load(self, path: str | None, name: str = "", caption: str = "") -> None:
+        if not path:
+            return
+        if path.endswith(".json"):
+            error = (read_json(path) or {}).get("error", "")
+            self.query_one("#action-note", Static).update(Text(error, style="bold red"))
+            return
+        self.query_one("#action-note", Static).update(Text(f"{caption} · step {step_of(path)}"))
+        self.query_one(ImageView).path = path
+
+
+class PromptImagePanel(Vertical):
+    """The learner types a caption and a guidance scale; the engine draws images for it."""
+
+    DEFAULT_CSS = """
+    PromptImagePanel { padding: 0 1; }
+    PromptImagePanel .ask { height: 1; margin: 1 0 0 0; }
+    PromptImagePanel .ask Label { text-style: bold; padding: 0 1 0 2; }
+    PromptImagePanel .ask Label.first { padding: 0 1 0 0; }
+    PromptImagePanel #t2i-prompt { width: 1fr; }
+    PromptImagePanel #t2i-guidance { width: 7; }
+    PromptImagePanel #t2i-note { height: auto; margin: 1 0 0 0; }
+    PromptImagePanel ImageView { height: 1fr; }
+    """
+    BINDINGS = [Binding("escape", "leave_box", "Leave the box", tooltip="Stop typing: the studio's keys work again")]
+
+    @dataclass
+    class Generate(Message):
+        prompt: str
+        settings: dict = field(default_factory=dict)
+        reply: str = "prompted"
+
+    def __init__(self, guidance: ParamSpec | None, values: dict, artifact: str = "prompted", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.guidance_spec = guidance
+        self.values = values
+        self.artifact = artifact
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="ask"):
+            yield Label("prompt", classes="first")
+            yield Input(str(self.values.get("prompt", "")), id="t2i-prompt", compact=True,
+                        placeholder="e.g. a small blue triangle at the bottom right")
+            if self.guidance_spec:
+                yield Label("guidance")
+                yield Input(str(coerce(self.guidance_spec, self.values.get("guidance", self.guidance_spec.default))),
+                            id="t2i-guidance", compact=True, tooltip=self.guidance_spec.help)
+        yield Static(Text("Enter draws 16 images for the prompt; the Guidance tab sweeps the scale.", style="dim"),
+                     id="t2i-note")
+        yield ImageView(id="t2i-image", placeholder="no images yet: press s to start training")
+
+    def focus_input(self) -> None:
+        self.query_one("#t2i-prompt", Input).focus()
+
+    def action_leave_box(self) -> None:
+        self.screen.set_focus(None)
+
+    def set_values(self, values: dict) -> None:
+        self.values = values
+        for box, key in (("#t2i-prompt", "prompt"), ("#t2i-guidance", "guidance")):
+            found = self.query(box)
+            if found and not found.first().has_focus and key in values:
+                found.first().value = str(values[key])
+
+    @on(Input.Submitted)
+    def submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        settings = {}
+        if self.guidance_spec:
+            try:
+                settings["guidance"] = parse_value(self.guidance_spec, self.query_one("#t2i-guidance", Input).value)
+            except ConfigError as e:
+                self.query_one("#t2i-note", Static).update(Text(str(e), style="bold red"))
+                return
+        self.query_one("#t2i-note", Static).update(Text("drawing …", style="dim"))
+        self.post_message(self.Generate(self.query_one("#t2i-prompt", Input).value, settings, self.artifact))
+
+    def load(self, path: str | None, name: str = "", caption: str = "") -> None:
+        if not path:
+            return
+        if path.endswith(".json"):
+            error = (read_json(path) or {}).get("error", "")
+            self.query_one("#t2i-note", Static).update(Text(error, style="bold red"))
+            return
+        self.query_one("#t2i-note", Static).update(Text(f"{caption} · step {step_of(path)}"))
+        self.query_one(ImageView).path = path
