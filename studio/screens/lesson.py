@@ -421,7 +421,7 @@ class LessonScreen(Screen):
         self._ask("generate", event.reply, event.settings, "draw images", prompt=event.prompt, **event.settings)
 
     @on(ActionImage.Run)
-    def run_action(self, event: ActionImage.Run) -> None:
+    def ask_for_image(self, event: ActionImage.Run) -> None:
         self._ask(event.action, event.reply, {}, "run it", **{k: self.params[k] for k in event.params})
 
     @on(TranslatePanel.Translate)
