@@ -86,7 +86,9 @@ def reference_rate(device_name: str, params: dict, seconds: float) -> float:
         ab = alpha_bar[t].view(-1, 1, 1, 1)
         with autocast(dev):
             pred = model(ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t)
-        loss = F.mse_loss(pred.float(), noise)
+        # The recipe's target: v = sqrt(ab) eps - sqrt(1 - ab) x0, or eps itself.
+        target = ab.sqrt() * noise - (1 - ab).sqrt() * x0 if params["prediction"] == "v" else noise
+        loss = F.mse_loss(pred.float(), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -23,6 +23,8 @@ class DiffusionConfig:
     data_path: str = param("", "folder of images, when dataset = folder")
     image_size: int = param(32, "side of the folder images in pixels (centre-cropped, resized, RGB)",
                             choices=(28, 32, 64))
+    prediction: str = param("v", "what the U-Net outputs: eps (the added noise, as in DDPM) or v (a mix of "
+                            "noise and image that learns faster here)", choices=("eps", "v"))
     schedule: str = param("linear", "noise schedule: linear betas (Ho et al.) or cosine alpha_bar (Nichol & Dhariwal)",
                           choices=("linear", "cosine"))
     timesteps: int = param(1000, "T: noising steps from a clean image to pure noise", low=50, high=4000)

@@ -132,6 +132,20 @@ class NoiseSchedule:
         x0 = (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
         return x0.clamp(-x0_clip, x0_clip) if x0_clip is not None else x0
 
+    def v_target(self, x0: torch.Tensor, t: torch.Tensor | int, noise: torch.Tensor) -> torch.Tensor:
+        """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0 (Salimans & Ho), the other
+        thing a network can learn instead of eps. Near t = T, x_t is almost all noise, so
+        eps ~ x_t and recovering x_0 from a predicted eps divides its error by
+        sqrt(alpha_bar_t), which is tiny there; v is mostly -x_0 at high noise and mostly eps
+        at low noise, so no step of the chain magnifies the network's error."""
+        a = self._at(self.alpha_bar, t, x0).sqrt()
+        return a * noise - (1 - a * a).sqrt() * x0
+
+    def v_to_eps(self, v: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+        """eps from a predicted v: with x_t = a x_0 + s eps and a^2 + s^2 = 1, eps = s x_t + a v."""
+        a = self._at(self.alpha_bar, t, x_t).sqrt()
+        return (1 - a * a).sqrt() * x_t + a * v
+
     # -- sampling, one step --
     def ddpm_step(self, model_eps: torch.Tensor, x_t: torch.Tensor, t: int,
                   generator: torch.Generator | None = None, x0_clip: float | None = None) -> torch.Tensor:

@@ -170,11 +170,13 @@ class DiffusionRecipe(Recipe):
     def loss(self, model: nn.Module, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """The simple DDPM objective: || eps - eps_theta(x_t, t) ||^2 with x_t from the closed
         form. Predicting the noise (rather than x_0) gives a target of the same size at every
-        t, so one network serves all noise levels."""
+        t, so one network serves all noise levels. With prediction=v the target is v instead
+        (NoiseSchedule.v_target), which is as well scaled and does not blow up near t = T."""
         x_t = self.schedule.q_sample(x0, t, noise)
         with autocast(self.ctx.device):
             pred = model(x_t, t)
-        return F.mse_loss(pred.float(), noise)
+        target = self.schedule.v_target(x0, t, noise) if self.cfg.prediction == "v" else noise
+        return F.mse_loss(pred.float(), target)
 
     def train_step(self) -> dict[str, torch.Tensor]:
         dev = self.ctx.device
@@ -206,7 +208,8 @@ class DiffusionRecipe(Recipe):
     def eps(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The averaged network's noise prediction, in float32: the eps_fn of the samplers."""
         with autocast(self.ctx.device):
-            return self.ema.model(x, t).float()
+            out = self.ema.model(x, t).float()
+        return self.schedule.v_to_eps(out, x, t) if self.cfg.prediction == "v" else out
 
     @torch.inference_mode()
     def ddim(self, x_T: torch.Tensor, n_steps: int, on_step=None) -> torch.Tensor:
