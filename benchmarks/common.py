@@ -34,3 +34,30 @@ def wait_for(predicate, timeout: float, interval: float = 0.05):
             return value
         time.sleep(interval)
     raise TimeoutError("benchmark timed out")
+
+
+def engine_rate(recipe: str, device: str, sets: list[str], seconds: float, warmup: float = 3.0) -> tuple[float, int]:
+    """(samples/s, batch) of a headless engine run of ``recipe``, started as the studio
+    starts it, read from its status events: steps over training seconds after ``warmup``
+    seconds (first views, allocator), times the batch."""
+    from engine.launch import start_engine
+    from engine.rundir import read_history
+    from studio.cli import create_run
+
+    rd = create_run(recipe, sets, 10_000_000, device, None)
+    proc = start_engine(rd.path)
+    try:
+        def enough():
+            h = read_history(rd)
+            if h.state in ("failed", "finished", "stopped"):
+                raise RuntimeError(f"engine run ended early ({h.state}): {h.errors}")
+            return h.status.get("elapsed", 0.0) >= warmup + seconds
+        wait_for(enough, timeout=120 + 3 * seconds, interval=0.2)
+    finally:
+        rd.send("stop")
+        proc.wait(timeout=120)
+    status = [(e.step, e.payload["elapsed"]) for e in rd.events() if e.type == "status"]
+    (s0, t0) = next(p for p in status if p[1] >= warmup)
+    (s1, t1) = status[-1]
+    batch = int(rd.read_config()["params"]["batch_size"])
+    return (s1 - s0) * batch / (t1 - t0), batch

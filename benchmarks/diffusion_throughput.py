@@ -25,34 +25,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import fresh_home, wait_for
+from common import engine_rate, fresh_home
 
 WARMUP = 3.0  # seconds of training before the engine's rate is read (first views, allocator)
-
-
-def engine_rate(device: str, sets: list[str], seconds: float) -> tuple[float, int]:
-    """(images/s, batch) of a headless engine run, from its status events after WARMUP."""
-    from engine.launch import start_engine
-    from engine.rundir import read_history
-    from studio.cli import create_run
-
-    rd = create_run("diffusion", sets, 10_000_000, device, None)
-    proc = start_engine(rd.path)
-    try:
-        def enough():
-            h = read_history(rd)
-            if h.state in ("failed", "finished", "stopped"):
-                raise RuntimeError(f"engine run ended early ({h.state}): {h.errors}")
-            return h.status.get("elapsed", 0.0) >= WARMUP + seconds
-        wait_for(enough, timeout=120 + 3 * seconds, interval=0.2)
-    finally:
-        rd.send("stop")
-        proc.wait(timeout=120)
-    status = [(e.step, e.payload["elapsed"]) for e in rd.events() if e.type == "status"]
-    (s0, t0) = next(p for p in status if p[1] >= WARMUP)
-    (s1, t1) = status[-1]
-    batch = int(rd.read_config()["params"]["batch_size"])
-    return (s1 - s0) * batch / (t1 - t0), batch
 
 
 def reference_rate(device_name: str, params: dict, seconds: float) -> float:
@@ -150,7 +125,7 @@ def main() -> None:
     cpu_threads = DiffusionRecipe(RunContext(torch.device("cpu"), need_data=False), cfg).cpu_threads
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
-        rate_engine, batch = engine_rate(device, args.sets, args.seconds)
+        rate_engine, batch = engine_rate("diffusion", device, args.sets, args.seconds)
         threads = torch.get_num_threads()
         if device == "cpu" and cpu_threads:
             torch.set_num_threads(cpu_threads)

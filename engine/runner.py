@@ -223,12 +223,13 @@ class Runner:
     def _check_ranks_agree(self) -> None:
         """DDP keeps every copy of the model identical; check it, and say so in the log."""
         params = [p.detach().float() for p in self.recipe.model.parameters()]
-        mine = torch.stack([torch.stack([p.sum(), p.square().sum()]) for p in params]).flatten().cpu()
-        everyone = [torch.zeros_like(mine) for _ in range(self.world_size)]
-        torch.distributed.all_gather(everyone, mine.to(self.device))
-        diff = max((e.cpu() - everyone[0].cpu()).abs().max().item() for e in everyone)
+        mine = torch.stack([torch.stack([p.sum(), p.square().sum()]) for p in params]).flatten()
+        everyone = [torch.zeros_like(mine) for _ in range(self.world_size)]  # on the device: NCCL needs it
+        torch.distributed.all_gather(everyone, mine)
+        diff = max((e - everyone[0]).abs().max().item() for e in everyone)
         self.emit("ddp", {"world_size": self.world_size, "max_param_diff": diff})
-        self.log(f"DDP: the {self.world_size} copies of the model agree (largest difference {diff:.2g})")
+        verdict = "agree exactly" if diff == 0 else f"DIFFER (largest difference {diff:.2g}): DDP lost sync"
+        self.log(f"DDP: the {self.world_size} copies of the model {verdict}")
 
     def _serve_views(self) -> None:
         """After training: answer view commands until stopped or idle for ``serve`` s."""
