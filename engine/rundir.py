@@ -16,6 +16,7 @@ Format version 1. Everything a run produces is a file here; anyone can ``cat`` i
                                                  "samples_per_s": float, "unit": str (what a sample is),
                                                  "elapsed": float, "total_steps": int}
                            sample      payload {"name": str, "kind": image|points|data, "path": str (relative)}
+                                       (an interact error reply is named "<reply>.error")
                            log         payload {"message": str}
                            param       payload {"key": str, "value": any}  (a live change took effect)
                            checkpoint  payload {"path": str (relative)}

@@ -348,8 +348,9 @@ class Runner:
     def _interact(self, args: dict) -> None:
         """A learner's request (``{"name": "generate", "reply": "generation", "request": 3,
         ...}``): the recipe's answers are written as they come. Bad input becomes
-        ``{"error": ..., "request": 3}`` under the reply's name, where the panel that asked
-        shows it."""
+        ``{"error": ..., "request": 3}`` under "<reply>.error", where the panel that asked
+        shows it: a name of its own, so a periodic view written under the reply's name in
+        the same moment cannot hide it from the studio (which shows the newest per name)."""
         name, reply = str(args.get("name", "")), str(args.get("reply") or args.get("name", "reply"))
         cuda = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):  # as for views: training RNGs untouched
@@ -359,7 +360,8 @@ class Runner:
                 for art in self.recipe.interact(name, dict(args)):
                     self._write_artifacts([art], tag)
             except ValueError as e:
-                self._write_artifacts([Artifact(reply, "data", {"error": str(e), "request": args.get("request", 0)})], tag)
+                self._write_artifacts([Artifact(f"{reply}.error", "data",
+                                                {"error": str(e), "request": args.get("request", 0)})], tag)
 
     def _write_artifacts(self, artifacts, tag: str = "") -> None:
         for art in artifacts:

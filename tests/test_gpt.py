@@ -259,7 +259,7 @@ def test_generate_streams_through_the_runner_and_errors_come_back(tmp_path):
     assert first[-1]["done"] and len(first[-1]["tokens"]) == GPTConfig().max_new_tokens
     assert first[-1]["settings"]["temperature"] == 0
     assert all(a["chosen_p"] == [1.0] * len(a["chosen_p"]) for a in first)  # greedy
-    err = [a for a in answers("generation") if a.get("request") == 2]
+    err = [a for a in answers("generation.error") if a.get("request") == 2]
     assert err and "never seen" in err[-1]["error"]
     att = answers("attention")[-1]
     n = len(att["rows"])

@@ -249,7 +249,7 @@ def test_generate_answers_through_the_runner_and_errors_come_back(tmp_path, shap
             rd.send("interact", name="generate", reply="prompted", prompt="a small blue triangle", guidance=3,
                     request=1)
             rd.send("interact", name="generate", reply="prompted", prompt="a small pink hexagon", request=2)
-            while not any(a["path"].startswith("samples/prompted-r2") for a in answers("prompted")) \
+            while not any("-r2-" in a["path"] for a in answers("prompted.error")) \
                     and time.monotonic() < deadline:
                 time.sleep(0.05)
         finally:
@@ -265,7 +265,7 @@ def test_generate_answers_through_the_runner_and_errors_come_back(tmp_path, shap
     assert any("-r1-" in a["path"] and "guidance 0, 1, 2, 4, 7.5" in a["caption"] for a in answers("sweep"))
     import json
 
-    err = [json.loads((rd.path / a["path"]).read_text()) for a in answers("prompted") if "-r2-" in a["path"]]
+    err = [json.loads((rd.path / a["path"]).read_text()) for a in answers("prompted.error") if "-r2-" in a["path"]]
     assert err and err[-1]["request"] == 2 and "unknown words: pink, hexagon" in err[-1]["error"]
 
 

@@ -297,7 +297,7 @@ def test_a_finished_run_answers_translate_commands(tmp_path):
 
     def translations() -> list[dict]:
         return [json.loads((rd.path / e.payload["path"]).read_text()) for e in rd.events()
-                if e.type == "sample" and e.payload["name"] == "translation"]
+                if e.type == "sample" and e.payload["name"] in ("translation", "translation.error")]
 
     def drive() -> None:  # the studio's part, from a second thread
         deadline = time.monotonic() + 60

@@ -466,9 +466,12 @@ class LessonScreen(Screen):
 
 
 def pane_artifacts(pane) -> tuple[str, ...]:
-    """The artifacts a pane shows (the translate panel: its answer and the examples)."""
+    """The artifacts a pane shows (the translate panel: its answer and the examples). Panes
+    that send requests also show the engine's error replies ("<artifact>.error")."""
     if isinstance(pane, TranslatePane):
-        return (pane.artifact, pane.examples)
+        return (pane.artifact, f"{pane.artifact}.error", pane.examples)
+    if isinstance(pane, (SamplerPane, PromptImagePane, ActionPane)):
+        return (pane.artifact, f"{pane.artifact}.error")
     if isinstance(pane, TimelinePane):
         return (pane.meta, pane.artifact)
     return (pane.artifact,) if hasattr(pane, "artifact") else ()
