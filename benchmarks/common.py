@@ -61,3 +61,25 @@ def engine_rate(recipe: str, device: str, sets: list[str], seconds: float, warmu
     (s1, t1) = status[-1]
     batch = int(rd.read_config()["params"]["batch_size"])
     return (s1 - s0) * batch / (t1 - t0), batch
+
+
+def steps_per_second(step, device, seconds: float, warmup: float = 3.0, chunk: int = 5) -> float:
+    """Calls of ``step()`` per second: after a warm-up of min(warmup, seconds / 2), timed
+    for ``seconds`` in chunks, synchronising CUDA before each reading."""
+    import torch
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    t = time.perf_counter()
+    while time.perf_counter() - t < min(warmup, seconds / 2):
+        step()
+    sync()
+    n, t = 0, time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        for _ in range(chunk):
+            step()
+        n += chunk
+        sync()
+    return n / (time.perf_counter() - t)

@@ -23,9 +23,8 @@ CPU always; CUDA too when torch.cuda.is_available(). The runs never overlap.
 from __future__ import annotations
 
 import argparse
-import time
 
-from common import engine_rate, fresh_home
+from common import engine_rate, fresh_home, steps_per_second
 
 WARMUP = 3.0  # seconds of training before the engine's rate is read (first views, allocator)
 
@@ -68,21 +67,7 @@ def reference_rate(device_name: str, params: dict, seconds: float) -> float:
         loss.backward()
         opt.step()
 
-    def sync():
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-
-    t = time.perf_counter()
-    while time.perf_counter() - t < min(WARMUP, seconds / 2):
-        step()
-    sync()
-    n, t = 0, time.perf_counter()
-    while time.perf_counter() - t < seconds:
-        for _ in range(5):
-            step()
-        n += 5
-        sync()
-    return n * B / (time.perf_counter() - t)
+    return steps_per_second(step, dev, seconds, WARMUP, chunk=5) * B
 
 
 def ddim_grid_seconds(device_name: str, cfg) -> float:

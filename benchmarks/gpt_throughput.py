@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import fresh_home, wait_for
+from common import fresh_home, steps_per_second, wait_for
 
 WARMUP = 3.0  # seconds of training before rates are read (allocator, autotuning, compile)
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16
@@ -98,21 +98,7 @@ def reference_rate(device_name: str, p: dict, seconds: float) -> tuple[float, in
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
-    def sync():
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-
-    t = time.perf_counter()
-    while time.perf_counter() - t < min(WARMUP, seconds / 2):
-        step()
-    sync()
-    n, t = 0, time.perf_counter()
-    while time.perf_counter() - t < seconds:
-        for _ in range(5):
-            step()
-        n += 5
-        sync()
-    return n * B * T / (time.perf_counter() - t), sum(q.numel() for q in model.parameters())
+    return steps_per_second(step, dev, seconds, WARMUP, chunk=5) * B * T, sum(q.numel() for q in model.parameters())
 
 
 def main() -> None:
@@ -129,7 +115,7 @@ def main() -> None:
     import torch
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    sets = args.sets + ([f"corpus=file", f"corpus_path={args.corpus}"] if args.corpus else [])
+    sets = args.sets + (["corpus=file", f"corpus_path={args.corpus}"] if args.corpus else [])
     rate_e, reached, interval, params, rd = engine_run(device, sets, args.seconds, args.target, args.max_seconds)
     if params["tokenizer"] != "char":
         raise SystemExit("the reference loop is character-level; benchmark with tokenizer=char")
