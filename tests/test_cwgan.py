@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from engine.checkpoint import load_checkpoint
-from engine.configs import ConfigError, validate
+from engine.schema import ConfigError, validate
 from engine.configs.cwgan import CWGANConfig
 from engine.data.faces import HAIR_COLOURS
 from engine.models.cwgan import LABEL_DIM, Critic, CWGANArgs, Generator, encode_labels, gradient_penalty
@@ -132,13 +132,14 @@ def test_views_are_images_of_the_right_layout(face_classifier, size):
 
 
 def test_the_generator_respects_its_labels_after_a_short_run(face_classifier):
-    """Better than chance on the attributes the classifier reads, after 150 steps."""
+    """Better than chance on the attributes the classifier reads, after 200 steps (at 150 the
+    glasses score sat at 0.695 on an x86 CPU, on the bar)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         r = recipe(width=16, noise_dim=32, batch_size=32, train_size=4000)
         before = r.evaluate()
-        for _ in range(150):
+        for _ in range(200):
             r.train_step()
         after = r.evaluate()
     finally:
