@@ -42,7 +42,7 @@ def engine_rate(recipe: str, device: str, sets: list[str], seconds: float, warmu
     seconds (first views, allocator), times the batch."""
     from engine.launch import start_engine
     from engine.rundir import read_history
-    from studio.cli import create_run
+    from engine.runs import create_run
 
     rd = create_run(recipe, sets, 10_000_000, device, None)
     proc = start_engine(rd.path)

@@ -37,7 +37,7 @@ def main() -> None:
     import torch
 
     from engine.checkpoint import load_checkpoint
-    from engine.configs import validate
+    from engine.schema import validate
     from engine.configs.diffusion import DiffusionConfig
     from engine.data.digits import load_digits
     from engine.device import resolve_device
@@ -46,7 +46,7 @@ def main() -> None:
     from engine.recipes.base import RunContext
     from engine.recipes.diffusion import DiffusionRecipe
     from engine.rundir import read_history
-    from studio.cli import create_run
+    from engine.runs import create_run
 
     t0 = time.monotonic()
     clf = get_digit_classifier("cpu", log=lambda m: print("  ", m))

@@ -79,7 +79,7 @@ def main() -> None:
     fresh_home()
     import torch
 
-    from engine.configs import parse_assignments, validate
+    from engine.schema import parse_assignments, validate
     from engine.configs.dcgan import DCGANConfig
     from engine.metrics.digit_classifier import get_digit_classifier
     from engine.recipes.base import RunContext

@@ -37,7 +37,7 @@ def engine_run(device: str, sets: list[str], seconds: float, target: float | Non
     """(tokens/s, seconds from launch to target or None, eval interval, params, run dir)."""
     from engine.launch import start_engine
     from engine.rundir import read_history
-    from studio.cli import create_run
+    from engine.runs import create_run
 
     rd = create_run("gpt", sets, 10_000_000, device, None)
     launched = time.time()

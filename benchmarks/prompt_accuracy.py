@@ -36,7 +36,7 @@ def train(budget: float, sets: list[str], device: str):
     """Train the default preset (with --set changes) until it finishes or the budget runs out."""
     from engine.launch import start_engine
     from engine.rundir import read_history
-    from studio.cli import create_run
+    from engine.runs import create_run
 
     rd = create_run("text2image", sets, None, device, None)
     params = rd.read_config()["params"]

@@ -41,7 +41,7 @@ def main() -> None:
 
     from engine.launch import start_engine
     from engine.rundir import read_history
-    from studio.cli import create_run
+    from engine.runs import create_run
 
     rd = create_run("vae", args.sets, None, "cpu", None)
     print(f"run {rd.path} with the default preset on {torch.get_num_threads()} CPU threads")

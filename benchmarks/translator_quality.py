@@ -36,7 +36,7 @@ def main() -> None:
 
     from engine.launch import start_engine
     from engine.rundir import read_history
-    from studio.cli import create_run
+    from engine.runs import create_run
 
     rd = create_run("translator", args.sets, None, "cpu", None)
     params = rd.read_config()["params"]

@@ -31,7 +31,7 @@ def steps_per_s(rd) -> float:
 
 def run_headless(sets, steps):
     from engine.launch import start_engine
-    from studio.cli import create_run
+    from engine.runs import create_run
 
     rd = create_run("vae", sets, steps, "cpu", None)
     start_engine(rd.path).wait()
@@ -41,7 +41,7 @@ def run_headless(sets, steps):
 def run_with_studio(sets, steps):
     from engine.launch import start_engine
     from engine.rundir import read_history
-    from studio.cli import create_run
+    from engine.runs import create_run
 
     rd = create_run("vae", sets, steps, "cpu", None)
     proc = start_engine(rd.path)

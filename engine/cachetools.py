@@ -28,21 +28,6 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 @contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch ops on one thread, restoring the setting after.
-
-    Drawing is hundreds of small element-wise ops per batch. Split across threads, each op
-    ends at a barrier that costs more than it saves, and on a busy machine a barrier waits
-    for a descheduled thread: 20,000 faces took 4 s on one thread and 135 s on two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@contextmanager
 def isolated_rng(seed: int, device: torch.device) -> Iterator[torch.Generator]:
     """Seed torch for a side job (training a cached classifier) and restore the caller's
     RNG state afterwards, so a training run that asks for it midway keeps its own stream.

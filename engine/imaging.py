@@ -1,4 +1,5 @@
-"""Turning image tensors into grids and PNG files (atomically written)."""
+"""Turning image tensors into grids, point clouds into pictures, and both into PNG files
+(atomically written)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,23 @@ def make_grid(images: torch.Tensor, nrow: int, pad: int = 2, pad_value: float = 
         grid[:, y : y + h, x : x + w] = images[i]
     arr = (grid * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
     return arr[:, :, 0] if c == 1 else arr
+
+
+def draw_points(image: np.ndarray, points, colour, extent: float, border: int = 0) -> np.ndarray:
+    """Draw 2-D points (N, 2) lying in [-extent, extent]^2 onto a square uint8 picture
+    (S, S, 3), in place, as 2x2-pixel dots (they survive the downscaling to terminal cells),
+    +y up. ``border`` pixels on every side are left alone (a frame). Points outside are
+    skipped. Returns ``image``."""
+    px = image.shape[0]
+    span = px - 1 - 2 * border  # pixels between the first and last dot position
+    xy = points.detach().float().cpu().numpy() if isinstance(points, torch.Tensor) else np.asarray(points, float)
+    raw = ((xy + extent) / (2 * extent) * span).round().astype(int)
+    cols, rows = border + raw[:, 0], px - 1 - border - raw[:, 1]
+    keep = (cols >= border) & (cols < px - 1 - border) & (rows >= border) & (rows < px - 1 - border)
+    for dr in (0, 1):
+        for dc in (0, 1):
+            image[rows[keep] + dr, cols[keep] + dc] = colour
+    return image
 
 
 def png_bytes(array: np.ndarray) -> bytes:

@@ -19,6 +19,32 @@ from engine.rundir import RunDir, RunDirError, pid_alive
 LAUNCHED: list[subprocess.Popen] = []  # every engine this process started (the tests clean up with it)
 
 
+def engine_env(extra: dict | None = None) -> dict:
+    """The environment of an engine process: ours, with the engine importable when
+    GenStudio runs from a source checkout."""
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.update(extra or {})
+    return env
+
+
+def run_engine_tool(args: list[str]) -> subprocess.CompletedProcess:
+    """Run a one-off engine command (``python -m engine sample ...``) to its end, in its own
+    process, so the caller never imports torch; its output is captured for the caller."""
+    proc = subprocess.Popen([sys.executable, "-m", "engine", *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=engine_env())
+    LAUNCHED.append(proc)
+    try:
+        out, err = proc.communicate()
+    except BaseException:  # Ctrl-C: do not leave it running
+        proc.kill()
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def start_engine(run_dir: str | Path, env: dict | None = None, serve: float = 0.0, nproc: int = 1) -> subprocess.Popen:
     """Start the engine on ``run_dir``. ``serve`` > 0 keeps it answering view commands for
     that many idle seconds after training finishes (the studio's pickers use it).
@@ -29,13 +55,7 @@ def start_engine(run_dir: str | Path, env: dict | None = None, serve: float = 0.
     if rd.engine_alive():
         raise RunDirError(f"{rd.name} is already training (engine pid {rd.engine_pid()}); attach to it instead")
     log = open(rd.log_path, "ab")
-    child_env = dict(os.environ)
-    child_env.setdefault("PYTHONUNBUFFERED", "1")
-    # Make the engine importable when GenStudio runs from a source checkout.
-    root = str(Path(__file__).resolve().parent.parent)
-    child_env["PYTHONPATH"] = root + (os.pathsep + child_env["PYTHONPATH"] if child_env.get("PYTHONPATH") else "")
-    if env:
-        child_env.update(env)
+    child_env = engine_env(env)
     # Commands already in the log belong to earlier processes of this run: skip them.
     offset = rd.commands_path.stat().st_size if rd.commands_path.exists() else 0
     try:

@@ -1,32 +1,43 @@
 """The run directory: the one contract between an engine process and anything watching it.
 
-Format version 1. Everything a run produces is a file here; anyone can ``cat`` it.
+Format version 1. Everything a run produces is a file here; anyone can ``cat`` it. The
+constants below (:data:`EVENT_FIELDS`, :data:`STATES`, :data:`ERROR_KINDS`,
+:data:`SAMPLE_KINDS`, :data:`ARTIFACT_FILE`) say the same as this text, and
+:func:`check_event` holds an event to them (the tests run it over what the runner writes).
 
     <run>/
       config.json        resolved config, written once at creation (atomic):
                          {"format": 1, "recipe": "vae", "device": "auto", "lesson": "vae-digits",
-                          "params": {...every hyperparameter...}, "created": <unix time>}
+                          "nproc": 1, "params": {...every hyperparameter...}, "created": <unix time>}
+                         Path settings (declared path= in the schema) are stored absolute.
       events.jsonl       append-only event log, one JSON object per line:
                          {"type": T, "step": int, "time": <unix time>, "payload": {...}}
-                         types:
-                           state       payload {"state": starting|running|paused|finished|stopped|failed,
-                                                 "device": str?, "resumed_from": int?}
-                           metric      payload {"train/loss": float, ..., "val/loss": float, ...}
-                           status      payload {"epoch": float, "steps_per_s": float,
-                                                 "samples_per_s": float, "unit": str (what a sample is),
-                                                 "elapsed": float, "total_steps": int}
-                           sample      payload {"name": str, "kind": image|points|data, "path": str (relative)}
-                                       (an interact error reply is named "<reply>.error")
-                           log         payload {"message": str}
-                           param       payload {"key": str, "value": any}  (a live change took effect)
-                           checkpoint  payload {"path": str (relative)}
-                           error       payload {"kind": nan|oom|crash|data|config, "message": str, "hint": str}
+                         "step" is the training step the event belongs to (a sample's: the step
+                         of the model that drew it). Types and their payloads:
+                           state       {"state": starting|running|paused|finished|stopped|failed,
+                                        "device": str?, "resumed_from": int?}
+                           metric      {"<split>/<name>": float, ...}  (split: train, val, quality)
+                           status      {"epoch": float|null, "steps_per_s": float, "samples_per_s": float,
+                                        "unit": str (what a sample is), "elapsed": float, "total_steps": int}
+                           sample      {"name": str, "kind": image|points|data, "path": str (relative),
+                                        "caption": str}
+                                       a request's error reply is named "<reply>.error"
+                           log         {"message": str}
+                           param       {"key": str, "value": any}  (a live change took effect)
+                           checkpoint  {"path": str (relative)}
+                           error       {"kind": nan|oom|crash|data|config|checkpoint, "message": str,
+                                        "hint": str}
+                           ddp         {"world_size": int, "max_param_diff": float}  (end of a DDP run:
+                                        0.0 when every process holds the same weights)
+                         A float that is NaN or infinite is written as the string "nan"/"inf".
       commands.jsonl     append-only command log written by the UI or CLI, polled by the runner
                          between steps: {"id": int, "time": float, "cmd": C, "args": {...}}
-                         commands: pause, resume, step, stop, set {key, value}, sample, checkpoint,
-                         interact {name, reply, ...} (a learner's request: generate, translate)
+                         commands: pause, resume, step {n?}, stop, set {key, value}, sample,
+                         checkpoint, interact {name, reply, request?, ...} (a learner's request:
+                         generate, translate, compare; its answers are artifacts named reply)
       samples/           artifacts, each written to a temp name and renamed:
-                         <name>-<step>.png (images) and <name>-<step>.json (points)
+                         <name>-<step:08d>.png (images) or .json (points, data); a request's
+                         answers carry its number: <name>-r<request>-<step:08d>.<ext>
       checkpoints/last.pt  model, optimiser, step, RNG; torch.save, loaded with weights_only=True
       engine.pid         pid of the engine process while it runs
       engine.log         the engine's stdout/stderr (tracebacks land here)
@@ -50,8 +61,66 @@ from typing import Any, Iterator
 
 FORMAT_VERSION = 1
 TERMINAL_STATES = ("finished", "stopped", "failed")
-CONTINUABLE = ("stopped", "interrupted", "failed")  # states a run can continue from its checkpoint
+STATES = ("starting", "running", "paused", *TERMINAL_STATES)
 COMMANDS = ("pause", "resume", "step", "stop", "set", "sample", "checkpoint", "interact")
+ERROR_KINDS = ("nan", "oom", "crash", "data", "config", "checkpoint")
+SAMPLE_KINDS = ("image", "points", "data")
+# Each event type's payload fields: (required, optional). A metric's payload is any
+# "<split>/<name>" -> number.
+EVENT_FIELDS: dict[str, tuple[frozenset, frozenset] | None] = {
+    "state": (frozenset({"state"}), frozenset({"device", "resumed_from"})),
+    "metric": None,
+    "status": (frozenset({"epoch", "steps_per_s", "samples_per_s", "unit", "elapsed", "total_steps"}), frozenset()),
+    "sample": (frozenset({"name", "kind", "path", "caption"}), frozenset()),
+    "log": (frozenset({"message"}), frozenset()),
+    "param": (frozenset({"key", "value"}), frozenset()),
+    "checkpoint": (frozenset({"path"}), frozenset()),
+    "error": (frozenset({"kind", "message", "hint"}), frozenset()),
+    "ddp": (frozenset({"world_size", "max_param_diff"}), frozenset()),
+}
+ARTIFACT_FILE = re.compile(r"^samples/(?P<name>[\w.\-]+?)(?:-r(?P<request>\d+))?-(?P<step>\d{8})\.(?P<ext>png|json)$")
+
+
+def artifact_file(name: str, step: int, kind: str, request: int | None = None) -> str:
+    """The relative path an artifact is written to (see the format above)."""
+    tag = f"-r{int(request)}" if request is not None else ""
+    return f"samples/{name}{tag}-{int(step):08d}." + ("png" if kind == "image" else "json")
+
+
+def check_event(obj: object) -> list[str]:
+    """What is wrong with one line of an event log, against the format above ([] if nothing)."""
+    if not isinstance(obj, dict):
+        return [f"not an object: {obj!r}"]
+    problems = []
+    if set(obj) != {"type", "step", "time", "payload"}:
+        problems.append(f"fields {sorted(obj)}")
+    kind, payload = obj.get("type"), obj.get("payload")
+    if not isinstance(obj.get("step"), int) or isinstance(obj.get("step"), bool):
+        problems.append(f"step {obj.get('step')!r}")
+    if kind not in EVENT_FIELDS:
+        return problems + [f"undocumented event type {kind!r}"]
+    if not isinstance(payload, dict):
+        return problems + [f"{kind} payload {payload!r}"]
+    fields = EVENT_FIELDS[kind]
+    if fields is None:  # metric
+        problems += [f"metric {k}={v!r}" for k, v in payload.items()
+                     if "/" not in k or not (isinstance(v, (int, float)) or v in ("nan", "inf", "-inf"))]
+        return problems
+    required, optional = fields
+    if not required <= set(payload) <= required | optional:
+        problems.append(f"{kind} payload fields {sorted(payload)}")
+    if kind == "state" and payload.get("state") not in STATES:
+        problems.append(f"undocumented state {payload.get('state')!r}")
+    if kind == "error" and payload.get("kind") not in ERROR_KINDS:
+        problems.append(f"undocumented error kind {payload.get('kind')!r}")
+    if kind == "sample":
+        m = ARTIFACT_FILE.match(str(payload.get("path", "")))
+        if payload.get("kind") not in SAMPLE_KINDS:
+            problems.append(f"undocumented sample kind {payload.get('kind')!r}")
+        if not m or not str(payload.get("path")).startswith(f"samples/{payload.get('name')}") \
+                or int(m["step"]) != obj.get("step"):
+            problems.append(f"sample path {payload.get('path')!r} for {payload.get('name')!r} at step {obj.get('step')}")
+    return problems
 
 
 class RunDirError(ValueError):
@@ -200,9 +269,12 @@ class RunDir:
             cfg = json.loads(self.config_path.read_text())
         except (OSError, ValueError) as e:
             raise RunDirError(f"{self.config_path} is damaged: {e}") from None
-        if not isinstance(cfg, dict) or "recipe" not in cfg or "params" not in cfg:
-            raise RunDirError(f"{self.config_path} is missing 'recipe' or 'params'")
-        if cfg.get("format", 0) > FORMAT_VERSION:
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("recipe"), str) or not isinstance(cfg.get("params"), dict):
+            raise RunDirError(f"{self.config_path} is damaged: it needs a 'recipe' name and a 'params' object")
+        fmt = cfg.get("format", 0)
+        if not isinstance(fmt, int) or isinstance(fmt, bool):
+            raise RunDirError(f"{self.config_path} is damaged: format {fmt!r} is not a version number")
+        if fmt > FORMAT_VERSION:
             raise RunDirError(
                 f"{self.path} was written by a newer GenStudio (format {cfg.get('format')}); upgrade to read it"
             )
@@ -220,20 +292,6 @@ class RunDir:
         if cmd not in COMMANDS:
             raise ValueError(f"unknown command {cmd!r}; known: {', '.join(COMMANDS)}")
         _append_line(self.commands_path, {"id": time.time_ns(), "time": time.time(), "cmd": cmd, "args": _clean(args)})
-
-    # -- artifacts --
-    def sample_path(self, name: str, step: int, ext: str) -> Path:
-        return self.samples_dir / f"{name}-{step:08d}.{ext}"
-
-    def latest_samples(self) -> dict[str, Path]:
-        """The newest artifact of each name, from the event log (falls back to the folder)."""
-        out: dict[str, Path] = {}
-        for ev in self.events():
-            if ev.type == "sample":
-                p = self.path / ev.payload["path"]
-                if p.exists():
-                    out[ev.payload["name"]] = p
-        return out
 
     # -- process --
     def engine_pid(self) -> int | None:
@@ -316,7 +374,9 @@ class History:
     device: str = ""
     step: int = 0
     status: dict = field(default_factory=dict)
-    samples: dict[str, str] = field(default_factory=dict)
+    samples: dict[str, str] = field(default_factory=dict)  # name -> relative path of the newest artifact
+    sample_steps: dict[str, int] = field(default_factory=dict)  # name -> the step it was drawn at
+    captions: dict[str, str] = field(default_factory=dict)  # name -> its caption
     params: dict = field(default_factory=dict)
     errors: list[dict] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)
@@ -339,7 +399,10 @@ class History:
         elif ev.type == "status":
             self.status = ev.payload
         elif ev.type == "sample":
-            self.samples[ev.payload["name"]] = ev.payload["path"]
+            name = ev.payload["name"]
+            self.samples[name] = ev.payload["path"]
+            self.sample_steps[name] = ev.step
+            self.captions[name] = ev.payload.get("caption", "")
         elif ev.type == "param":
             self.params[ev.payload["key"]] = ev.payload["value"]
         elif ev.type == "error":

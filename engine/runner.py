@@ -17,12 +17,14 @@ from pathlib import Path
 import torch
 
 from engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, set_rng_state
-from engine.configs import ConfigError, get_config_class, parse_value, specs
+from engine.registry import get_config_class, get_recipe
+from engine.schema import ConfigError, parse_value, specs
 from engine.device import configure, describe, resolve_device
 from engine.imaging import save_png
 from engine.recipes import build_recipe
 from engine.recipes.base import Artifact, RunContext
-from engine.rundir import JsonlTail, RunDir, atomic_write_bytes, atomic_write_json
+from engine.panes import error_reply
+from engine.rundir import JsonlTail, RunDir, artifact_file, atomic_write_bytes, atomic_write_json
 
 METRICS_INTERVAL = 0.1  # seconds between metric events: at most ~10 a second
 COMMAND_INTERVAL = 0.02  # seconds between reads of the command log while training
@@ -108,7 +110,7 @@ class Runner:
         except RuntimeError as e:
             return self._fail("config", str(e), "choose --device auto, or a device this machine has")
         if self.world_size > 1:
-            if not getattr(get_config_class(self.recipe_name), "distributed", False):
+            if not get_recipe(self.recipe_name).distributed:
                 return self._fail("config", f"{self.recipe_name} does not train on several processes",
                                   "run it without --nproc")
             if self.device.type == "cuda":
@@ -125,7 +127,9 @@ class Runner:
         except ConfigError as e:
             return self._fail("config", str(e), "fix the hyperparameter and start again")
         except (ValueError, OSError) as e:
-            return self._fail("data", str(e), "check dataset and data_path in the settings")
+            paths = [s.name for s in specs(get_config_class(self.recipe_name)) if s.path]
+            where = " and ".join(paths) if paths else "the data settings"
+            return self._fail("data", str(e), f"check {where}, then start a new run")
         self.batch_size = self.recipe.batch_size
         if self.device.type == "cpu" and self.recipe.cpu_threads:
             torch.set_num_threads(self.recipe.cpu_threads)
@@ -146,9 +150,9 @@ class Runner:
         try:
             return self._loop()
         except NonFiniteLoss as e:
-            saved = (" The last checkpoint was saved before the loss went bad; u continues from it."
+            saved = (" The last checkpoint was saved before the loss went bad; the run can continue from it."
                      if self.rd.checkpoint_path.exists() else "")
-            return self._fail("nan", str(e), "lower the learning rate (lr) or beta in Settings and restart." + saved)
+            return self._fail("nan", str(e), "lower the learning rate (lr) or beta and start again." + saved)
         except torch.OutOfMemoryError:
             return self._fail("oom", "the device ran out of memory", "lower batch_size or width and restart")
         except Exception as e:  # a crash in a recipe must still reach the UI as an event
@@ -355,17 +359,20 @@ class Runner:
         cuda = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):  # as for views: training RNGs untouched
             # Each request's answers get their own files (its parts overwrite each other).
-            tag = f"-r{int(args.get('request', 0))}"
+            try:
+                request = int(args.get("request", 0))
+            except (TypeError, ValueError):
+                request = 0
             try:
                 for art in self.recipe.interact(name, dict(args)):
-                    self._write_artifacts([art], tag)
+                    self._write_artifacts([art], request)
             except ValueError as e:
-                self._write_artifacts([Artifact(f"{reply}.error", "data",
-                                                {"error": str(e), "request": args.get("request", 0)})], tag)
+                self._write_artifacts([Artifact(error_reply(reply), "data", {"error": str(e), "request": request})],
+                                      request)
 
-    def _write_artifacts(self, artifacts, tag: str = "") -> None:
+    def _write_artifacts(self, artifacts, request: int | None = None) -> None:
         for art in artifacts:
-            rel = f"samples/{art.name}{tag}-{self.step:08d}." + ("png" if art.kind == "image" else "json")
+            rel = artifact_file(art.name, self.step, art.kind, request)
             if art.kind == "image":
                 save_png(art.data, self.rd.path / rel)
             else:

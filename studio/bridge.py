@@ -11,7 +11,8 @@ import time
 from typing import Callable
 
 from engine.launch import start_engine
-from engine.rundir import TERMINAL_STATES, EventTail, History, RunDir
+from engine.rundir import EventTail, History, RunDir
+from engine.runs import run_state
 from studio.messages import RunSnapshot
 
 POLL_INTERVAL = 0.1  # seconds between reads of the event log
@@ -71,7 +72,7 @@ class Bridge:
         total = int(cfg["params"].get("steps", 0))
         tail = EventTail(rd.events_path)
         hist = History()
-        version, sample_versions, captions = 0, {}, {}
+        version, sample_versions = 0, {}
         last_post, last_alive, dirty = 0.0, None, True
         while not cancelled():
             for ev in tail.read_new():
@@ -80,21 +81,19 @@ class Bridge:
                 dirty = True
                 if ev.type == "sample":
                     sample_versions[ev.payload["name"]] = version
-                    captions[ev.payload["name"]] = ev.payload.get("caption", "")
             alive = self.engine_alive()
             if alive != last_alive:
                 dirty, last_alive = True, alive
             now = time.monotonic()
             if dirty and now - last_post >= POST_INTERVAL:
-                state = hist.state
-                if state not in TERMINAL_STATES and state != "new" and not alive:
-                    state = "interrupted"
                 post(RunSnapshot(
-                    run_dir=str(rd.path), state=state, device=hist.device, step=hist.step, total_steps=total,
-                    status=dict(hist.status), series={k: downsample(v) for k, v in hist.metrics.items()},
-                    samples={k: str(rd.path / v) for k, v in hist.samples.items()}, captions=dict(captions),
+                    run_dir=str(rd.path), state=run_state(rd, hist, alive), device=hist.device, step=hist.step,
+                    total_steps=total, status=dict(hist.status),
+                    series={k: downsample(v) for k, v in hist.metrics.items()},
+                    samples={k: str(rd.path / v) for k, v in hist.samples.items()}, captions=dict(hist.captions),
                     errors=list(hist.errors), logs=hist.logs[-5:], last_log_time=hist.last_log_time, params=dict(hist.params),
                     has_checkpoint=rd.checkpoint_path.exists(), version=version, sample_versions=dict(sample_versions),
+                    sample_steps=dict(hist.sample_steps),
                 ))
                 last_post, dirty = now, False
             time.sleep(POLL_INTERVAL)

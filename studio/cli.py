@@ -10,8 +10,10 @@ import os
 import sys
 from pathlib import Path
 
-from engine.configs import RECIPES, ConfigError, get_config_class, parse_assignments, specs, validate
-from engine.rundir import RunDir, RunDirError, list_runs, new_run_dir
+from engine.registry import RECIPES
+from engine.rundir import RunDir, RunDirError, list_runs
+from engine.runs import RunError, create_run
+from engine.schema import specs
 
 GRAPHICS = ("auto", "sixel", "kitty", "halfblock", "ascii")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -76,42 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def create_run(recipe: str, sets: list[str], steps: int | None, device: str, run_dir: str | None,
-               lesson: str | None = None, nproc: int = 1) -> RunDir:
-    """Validate everything first, then write the run's config; nothing is created on bad input."""
-    try:
-        cls = get_config_class(recipe)
-        if nproc < 1:
-            raise ConfigError(f"--nproc must be 1 or more, got {nproc}")
-        if nproc > 1 and not getattr(cls, "distributed", False):
-            raise ConfigError(f"{recipe} trains in one process; --nproc works with: "
-                              f"{', '.join(n for n, (c, _) in RECIPES.items() if getattr(c, 'distributed', False))}")
-        values = parse_assignments(sets)
-        if steps is not None:
-            values["steps"] = steps
-        cfg = validate(cls, values)
-    except ConfigError as e:
-        raise UsageError(str(e)) from None
-    data_path = getattr(cfg, "data_path", "")
-    if data_path and not Path(data_path).expanduser().exists():
-        raise UsageError(f"data_path {data_path} does not exist; give a folder that holds your data")
-    corpus_path = getattr(cfg, "corpus_path", "")
-    if corpus_path and not Path(corpus_path).expanduser().is_file():
-        raise UsageError(f"corpus_path {corpus_path} is not a file; give the path of a UTF-8 text file")
-    from dataclasses import asdict
-
-    if run_dir:
-        path = Path(run_dir).expanduser()
-        if path.exists() and any(path.iterdir()):
-            raise UsageError(f"--run-dir {path} exists and is not empty; pick a new folder")
-        path.mkdir(parents=True, exist_ok=True)
-    else:
-        path = new_run_dir(recipe)
-    rd = RunDir(path)
-    rd.write_config(recipe, asdict(cfg), device=device, lesson=lesson, nproc=nproc)
-    return rd
-
-
 def cmd_lessons() -> int:
     from rich.console import Console
     from rich.table import Table
@@ -131,30 +97,34 @@ def cmd_lessons() -> int:
 
 
 def cmd_runs() -> int:
-    from studio.headless import runs_table
-
     from rich.console import Console
+
+    from studio.runs_table import runs_table
 
     Console().print(runs_table())
     return 0
 
 
 def cmd_sample(args) -> int:
+    """Sampling loads a model, so it runs as an engine process (this one never imports torch)."""
     if not 1 <= args.n <= 1024:
         raise UsageError("-n must be between 1 and 1024")
     out = Path(args.output)
     if out.suffix.lower() != ".png":
         raise UsageError(f"-o {out}: the output must be a .png file")
     rd = _resolve(args.run)
-    from engine.checkpoint import CheckpointError
-    from engine.sample import sample_to_png
+    from rich.console import Console
 
-    try:
-        path = sample_to_png(rd.path, out, n=args.n, seed=args.seed, device=args.device)
-    except (CheckpointError, RuntimeError) as e:
-        print(f"genstudio sample: {e}", file=sys.stderr)
+    from engine.launch import run_engine_tool
+
+    with Console(stderr=True).status(f"sampling {args.n} from {rd.name} …"):
+        done = run_engine_tool(["sample", str(rd.path), "-o", str(out.absolute()), "-n", str(args.n),
+                                "--seed", str(args.seed), "--device", args.device])
+    if done.returncode != 0:
+        message = done.stderr.strip() or f"the sampling process failed (exit {done.returncode})"
+        print(message if message.startswith("genstudio") else f"genstudio sample: {message}", file=sys.stderr)
         return 1
-    print(f"wrote {args.n} samples from {rd.name} to {path}")
+    print(f"wrote {args.n} samples from {rd.name} to {out}")
     return 0
 
 
@@ -193,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             from studio.headless import train
 
-            rd = create_run(args.recipe, args.sets, args.steps, args.device, args.run_dir, nproc=args.nproc)
+            try:
+                rd = create_run(args.recipe, args.sets, args.steps, args.device, args.run_dir, nproc=args.nproc)
+            except RunError as e:
+                raise UsageError(str(e)) from None
             return train(rd)
         if args.command == "resume":
             from studio.headless import train

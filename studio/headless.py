@@ -10,8 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from engine.launch import start_engine
-from engine.rundir import TERMINAL_STATES, EventTail, History, RunDir, list_runs, read_history
-
+from engine.rundir import TERMINAL_STATES, EventTail, History, RunDir, read_history
 
 
 def fmt_duration(seconds: float) -> str:
@@ -113,30 +112,4 @@ def summary_table(rd: RunDir, hist: History) -> Table:
         table.add_row("checkpoint", str(rd.checkpoint_path))
     for err in hist.errors:
         table.add_row("[red]error[/]", f"{err.get('message')}\n{err.get('hint', '')}")
-    return table
-
-
-def run_state(rd: RunDir, hist: History) -> str:
-    """The state as a user should see it: a run whose engine died mid-way is 'interrupted'."""
-    if hist.state in TERMINAL_STATES or hist.state == "new":
-        return hist.state
-    return hist.state if rd.engine_alive() else "interrupted"
-
-
-def runs_table() -> Table:
-    table = Table(title="GenStudio runs (newest first)", title_justify="left")
-    for col in ("run", "recipe", "state", "step", "val/loss", "created"):
-        table.add_column(col)
-    for rd in list_runs():
-        try:
-            cfg = rd.read_config()
-        except Exception as e:  # a damaged run is listed, not fatal
-            table.add_row(rd.name, "?", f"[red]damaged: {e}[/]", "", "", "")
-            continue
-        hist = read_history(rd)
-        val = hist.metrics.get("val/loss")
-        table.add_row(rd.name, cfg["recipe"], run_state(rd, hist), f"{hist.step:,}/{cfg['params'].get('steps', '?'):,}",
-                      f"{val[-1][1]:.4g}" if val else "", time.strftime("%Y-%m-%d %H:%M", time.localtime(cfg.get("created", 0))))
-    if not table.row_count:
-        table.caption = "no runs yet: `genstudio train vae` or press s in a lesson"
     return table

@@ -8,7 +8,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.configs import RECIPES
+from engine.registry import RECIPES
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 LESSONS_DIR = ASSETS / "lessons"

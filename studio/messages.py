@@ -21,7 +21,7 @@ class RunSnapshot(Message):
     status: dict[str, float]
     series: dict[str, tuple[list[int], list[float]]]
     samples: dict[str, str]  # name -> absolute path of the newest artifact
-    captions: dict[str, str]
+    captions: dict[str, str]  # name -> its caption
     errors: list[dict]
     logs: list[str]  # the last few log lines
     last_log_time: float  # unix time of the newest log line
@@ -29,16 +29,33 @@ class RunSnapshot(Message):
     has_checkpoint: bool
     version: int = 0  # increases with every event seen; widgets skip redraws when unchanged
     sample_versions: dict[str, int] = field(default_factory=dict)
+    sample_steps: dict[str, int] = field(default_factory=dict)  # name -> the training step that drew it
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunSnapshot) and message.run_dir == self.run_dir
 
 
 @dataclass
-class RunStarted(Message):
-    """The lesson screen switched to a run (new, resumed or attached)."""
+class AskEngine(Message):
+    """A view asks the run's engine for something only a loaded model can answer (generate
+    from this prompt, translate this sentence, compare the samplers). The lesson screen
+    sets ``settings`` on the engine first (live parameters that changed), then sends the
+    request; the answers come back as artifacts named ``reply``."""
 
-    run_dir: str
+    action: str  # the request's name (the recipe's interact name)
+    reply: str  # the artifact name the answers are written as
+    args: dict = field(default_factory=dict)  # the request's arguments
+    settings: dict = field(default_factory=dict)  # live parameters to set before asking
+    what: str = "answer"  # what the model is needed for, in words ("generate text")
+
+
+@dataclass
+class PickSetting(Message):
+    """A view's picker chose a value for a live parameter: the engine redraws the views with
+    it now (with no run, it waits for the next one)."""
+
+    key: str
+    value: object
 
 
 @dataclass

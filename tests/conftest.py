@@ -38,7 +38,8 @@ TINY = {"train_size": 512, "batch_size": 32, "width": 8, "latent_dim": 2, "steps
 
 
 def make_run(path: Path, recipe: str = "vae", **params) -> "object":
-    from engine.configs import get_config_class, validate
+    from engine.registry import get_config_class
+    from engine.schema import validate
     from dataclasses import asdict
     from engine.rundir import RunDir
 

@@ -94,7 +94,7 @@ def test_runs_lessons_and_sample(tmp_path, capsys):
 
 
 def test_runs_lists_runs_under_the_home(capsys):
-    from studio.cli import create_run
+    from engine.runs import create_run
 
     rd = create_run("vae", ["steps=5"], None, "cpu", None)
     assert main(["runs"]) == 0
@@ -104,7 +104,7 @@ def test_runs_lists_runs_under_the_home(capsys):
 
 def test_resume_continues_a_stopped_run_headless(tmp_path, capsys):
     from engine.runner import Runner
-    from studio.cli import create_run
+    from engine.runs import create_run
 
     rd = create_run("vae", [f"{k}={v}" for k, v in TINY.items() if k != "steps"], 30, "cpu", str(tmp_path / "s"))
     rd.send("stop")
@@ -116,7 +116,7 @@ def test_resume_continues_a_stopped_run_headless(tmp_path, capsys):
 
 
 def test_sample_without_checkpoint_exits_1(tmp_path, capsys):
-    from studio.cli import create_run
+    from engine.runs import create_run
 
     rd = create_run("vae", [], None, "cpu", str(tmp_path / "fresh"))
     assert main(["sample", str(rd.path), "-o", str(tmp_path / "g.png")]) == 1
@@ -135,7 +135,7 @@ def test_engine_survives_sigkill_and_resumes(tmp_path):
     count, optimiser and RNG state, and the metric history."""
     from engine.checkpoint import load_checkpoint
     from engine.launch import start_engine, wait_for_pid
-    from studio.cli import create_run
+    from engine.runs import create_run
 
     rd = create_run("vae", [f"{k}={v}" for k, v in TINY.items() if k != "steps"], 1_000_000, "cpu", str(tmp_path / "k"))
     proc = start_engine(rd.path)

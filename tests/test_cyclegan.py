@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from engine.checkpoint import load_checkpoint
-from engine.configs import get_config_class, validate
+from engine.registry import get_config_class
+from engine.schema import validate
 from engine.configs.cyclegan import GRID, CycleGANConfig
 from engine.metrics import face_classifier as fc
 from engine.recipes.base import RunContext

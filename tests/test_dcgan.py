@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from engine.checkpoint import load_checkpoint
-from engine.configs import validate
+from engine.schema import validate
 from engine.configs.dcgan import DCGANConfig
 from engine.data.images import DataError
 from engine.metrics.diversity import near_duplicate_rate

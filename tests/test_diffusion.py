@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from engine.checkpoint import load_checkpoint
-from engine.configs import RECIPES, validate
+from engine.registry import RECIPES
+from engine.schema import validate
 from engine.configs.diffusion import DiffusionConfig
 from engine.data.images import DataError
 from engine.models.diffusion import NoiseSchedule

@@ -80,7 +80,8 @@ def test_the_generator_learns_the_ring():
 
 
 def test_runs_through_the_runner_and_resumes_exactly(tmp_path):
-    from engine.configs import get_config_class, validate
+    from engine.registry import get_config_class
+    from engine.schema import validate
     from dataclasses import asdict
     from engine.rundir import RunDir
 

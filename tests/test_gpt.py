@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from engine.checkpoint import load_checkpoint
-from engine.configs import ConfigError, validate
+from engine.schema import ConfigError, validate
 from engine.configs.gpt import GPTConfig
 from engine.data.text import WORD_UNK, CharTokenizer, WordTokenizer, python_docs, read_text_file
 from engine.models.gpt import GPT, GPTArgs, next_token_probs

@@ -253,7 +253,7 @@ async def test_a_killed_engine_is_reported(tmp_path):
 
 async def test_runs_screen_lists_runs_and_continues_a_stopped_one(tmp_path):
     from engine.runner import Runner
-    from studio.cli import create_run
+    from engine.runs import create_run
     from studio.screens.runs import RunsScreen
 
     rd = create_run("vae", [f"{k}={v}" for k, v in TINY.items() if k != "steps"], 1_000_000, "cpu", None,
@@ -388,7 +388,7 @@ async def test_the_attribute_picker_redraws_faces_with_the_chosen_attributes():
 async def test_a_run_saved_with_an_older_value_type_still_opens(tmp_path):
     """CycleGAN's size was the string "32" before it became an int choice: attaching to
     such a run shows 32, not a crash."""
-    from engine.configs import validate
+    from engine.schema import validate
     from engine.configs.cyclegan import CycleGANConfig
     from dataclasses import asdict
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from engine.checkpoint import load_checkpoint
-from engine.configs import ConfigError, validate
+from engine.schema import ConfigError, validate
 from engine.configs.text2image import TextToImageConfig
 from engine.data.shapes import MAX_WORDS, PAD, VOCAB, caption_tokens, encode_captions, labels_tensor, random_labels
 from engine.models.text2image import TextToImage, TextToImageArgs

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from engine.checkpoint import load_checkpoint
-from engine.configs import ConfigError, dashboard, validate
+from engine.registry import dashboard
+from engine.schema import ConfigError, validate
 from engine.configs.translator import TranslatorConfig
 from engine.data.en_fr import Vocab, make_split, tokenize
 from engine.models.translator import Translator, TranslatorArgs, beam_search, greedy_decode

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.configs import Controls, Curves, ImagePane, Tab, param
+from engine.panes import Controls, Curves, ImagePane, Tab
+from engine.schema import param
 
 # The attributes a learner can ask for ("any" lets each face draw its own); the values match
 # engine.data.faces.ATTRIBUTE_VALUES, with yes/no for the two-valued ones.

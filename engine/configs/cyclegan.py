@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.configs import Curves, ImagePane, Tab, param
+from engine.panes import Curves, ImagePane, Tab
+from engine.schema import param
 
 SIZES = (32, 64)  # face sizes in pixels; 64 is four times the work (a GPU preset)
 

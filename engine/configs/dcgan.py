@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.configs import Curves, ImagePane, Tab, param
+from engine.panes import Curves, ImagePane, Tab
+from engine.schema import param
 
 
 @dataclass
@@ -18,7 +19,7 @@ class DCGANConfig:
     seed: int = param(0, "random seed for data, initial weights and sampling", low=0, high=2**31 - 1)
     dataset: str = param("digits", "digits (embedded, 28x28) or folder (your images, 64x64 RGB)",
                          choices=("digits", "folder"))
-    data_path: str = param("", "folder of images, when dataset = folder")
+    data_path: str = param("", "folder of images, when dataset = folder", path="dir")
     train_size: int = param(20000, "embedded digits generated for training", low=256, high=200_000)
 
 

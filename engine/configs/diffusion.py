@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.configs import ActionPane, Controls, Curves, ImagePane, PlotPane, Tab, TimelinePane, param
+from engine.panes import ActionPane, Controls, Curves, ImagePane, PlotPane, Tab, TimelinePane
+from engine.schema import param
 
 SHAPES = ("curve", "ring", "moons", "gaussians")  # engine.data.toy2d.TOY_SHAPES
 SAMPLER_STEPS = (10, 25, 50, 100)
@@ -20,7 +21,7 @@ class DiffusionConfig:
     dataset: str = param("digits", "digits (embedded, 28x28), toy2d (2-D points) or folder (your images)",
                          choices=("digits", "toy2d", "folder"))
     toy_shape: str = param("moons", "the 2-D shape to learn, when dataset = toy2d", choices=SHAPES)
-    data_path: str = param("", "folder of images, when dataset = folder")
+    data_path: str = param("", "folder of images, when dataset = folder", path="dir")
     image_size: int = param(32, "side of the folder images in pixels (centre-cropped, resized, RGB)",
                             choices=(28, 32, 64))
     prediction: str = param("v", "what the U-Net outputs: eps (the added noise, as in DDPM) or v (a mix of "

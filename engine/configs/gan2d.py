@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.configs import Curves, ImagePane, Tab, param
+from engine.panes import Curves, ImagePane, Tab
+from engine.schema import param
 
 SHAPES = ("curve", "ring", "moons", "gaussians")  # engine.data.toy2d.TOY_SHAPES
 STEP_MODES = ("both", "discriminator", "generator")

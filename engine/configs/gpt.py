@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from engine.configs import AttentionPane, ConfigError, Curves, SamplerPane, Tab, TextPane, param
+from engine.panes import AttentionPane, Curves, SamplerPane, Tab, TextPane
+from engine.schema import ConfigError, param
 
 # model -> (layers, heads, width, context). "10m" is the ~10M-parameter GPU model.
 MODELS = {
@@ -29,7 +30,7 @@ class GPTConfig:
     dropout: float = param(0.0, "dropout after attention and MLP (0 for short runs)", low=0.0, high=0.9)
     corpus: str = param("python-docs", "text to learn: python-docs (ships with Python) or file (corpus_path)",
                         choices=("python-docs", "file"))
-    corpus_path: str = param("", "a UTF-8 text file to learn from (with corpus=file)")
+    corpus_path: str = param("", "a UTF-8 text file to learn from (with corpus=file)", path="file")
     tokenizer: str = param("char", "char: one token per character; word: one per word or punctuation mark",
                            choices=("char", "word"))
     vocab_size: int = param(4000, "words kept by the word tokeniser (the rest become one unknown token)",
@@ -68,7 +69,7 @@ class GPTConfig:
 DASHBOARD = (
     Tab("Train", "tab-train", (
         Curves(),
-        TextPane("sample", "train-sample", placeholder="no text yet: press s to start training", height=9),
+        TextPane("sample", "train-sample", height=9),
     ), vertical=True),
     Tab("Sample", "tab-sample", (SamplerPane("generation", "sampler"),)),
     Tab("Attention", "tab-attention", (AttentionPane("attention", "attention", title="self-attention"),)),

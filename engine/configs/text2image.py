@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.configs import Curves, ImagePane, PromptImagePane, Tab, param
+from engine.panes import Curves, ImagePane, PromptImagePane, Tab
+from engine.schema import param
 
 GUIDANCE_MAX = 15.0
 
@@ -44,6 +45,6 @@ DASHBOARD = (
         Curves(),
         ImagePane("samples", "train-samples", placeholder="no images yet", side=True, tile=GRID),
     )),
-    Tab("Prompt", "tab-prompt", (PromptImagePane("prompted", "prompt"),)),
+    Tab("Prompt", "tab-prompt", (PromptImagePane("prompted", "prompt", params=("guidance",)),)),
     Tab("Guidance", "tab-guidance", (ImagePane("sweep", "sweep"),)),
 )

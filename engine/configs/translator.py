@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.configs import AttentionPane, ConfigError, Curves, Tab, TranslatePane, param
+from engine.panes import AttentionPane, Curves, Tab, TranslatePane
+from engine.schema import ConfigError, param
 
 
 @dataclass
@@ -23,7 +24,8 @@ class TranslatorConfig:
     train_size: int = param(20000, "generated sentence pairs to train on (dataset=generated)", low=100, high=1_000_000)
     dataset: str = param("generated", "generated (numbers, dates and sentences written by our code) or file "
                          "(data_path)", choices=("generated", "file"))
-    data_path: str = param("", "a UTF-8 file of english<TAB>french pairs, one a line (dataset=file)")
+    data_path: str = param("", "a UTF-8 file of english<TAB>french pairs, one a line (dataset=file)",
+                           path="file")
     beam: int = param(1, "beams when translating: 1 is greedy decoding (applies live)", choices=(1, 2, 4, 8), live=True)
 
     def __post_init__(self):
@@ -36,7 +38,7 @@ class TranslatorConfig:
 DASHBOARD = (
     Tab("Train", "tab-train", (Curves(),)),
     Tab("Translate", "tab-translate", (
-        TranslatePane("translation", "translate"),
+        TranslatePane("translation", "translate", params=("beam",)),
         AttentionPane("translation", "alignment", title="cross-attention"),
     ), vertical=True),
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.configs import Curves, ImagePane, PointsPane, Tab, param
+from engine.panes import Curves, ImagePane, PointsPane, Tab
+from engine.schema import param
 
 
 @dataclass
@@ -18,7 +19,8 @@ class VAEConfig:
     seed: int = param(0, "random seed for data, initial weights and sampling", low=0, high=2**31 - 1)
     dataset: str = param("digits", "digits (embedded), mnist or fashion-mnist (local copy), folder (your images)",
                          choices=("digits", "mnist", "fashion-mnist", "folder"))
-    data_path: str = param("", "folder holding MNIST files, or a folder of images, when dataset needs one")
+    data_path: str = param("", "folder holding MNIST files, or a folder of images, when dataset needs one",
+                           path="dir")
     train_size: int = param(20000, "embedded digits generated for training (validation adds 2,000)", low=256, high=200_000)
 
 

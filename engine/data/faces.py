@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from engine import rundir
-from engine.cachetools import one_thread
+from engine.device import one_thread
 
 # Bump when the drawing changes: cached data sets and classifiers carry it in their names.
 FACES_VERSION = 1

@@ -36,7 +36,7 @@ import re
 
 import torch
 
-from engine.cachetools import one_thread
+from engine.device import one_thread
 
 # Bump when the drawing changes: the cached shape classifier carries it in its file name.
 SHAPES_VERSION = 1

@@ -12,8 +12,6 @@ folder, keyed by the digit generator's version, so it is trained once per machin
 
 from __future__ import annotations
 
-import io
-import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -23,7 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engine import rundir
-from engine.cachetools import file_lock, isolated_rng, one_cycle_adamw
+from engine.metrics.cached import cached_classifier, fit_classifier
+from engine.cachetools import isolated_rng
 from engine.data.digits import DIGITS_VERSION, load_digits, make_digits
 
 # Bump when the architecture or the training recipe changes (old cache files are ignored).
@@ -102,32 +101,22 @@ def train_digit_classifier(device: str | torch.device = "cpu", seed: int = 0, n:
     images, labels = load_digits(n, TRAIN_SEED, cache_dir)  # (n, 28, 28) uint8, (n,)
     with isolated_rng(seed, dev) as g:  # g: batches and augmentation
         model = DigitClassifier().to(dev)
-        batch = 128
-        steps = epochs * math.ceil(n / batch)
-        opt, sched = one_cycle_adamw(model, 3e-3, steps)
         say(f"training the digit classifier on {n} digits ({epochs} epochs)")
-        model.train()
-        for epoch in range(epochs):
-            order = torch.randperm(n, generator=g)
-            for i in range(0, n, batch):
-                idx = order[i:i + batch]
-                x = _shift(images[idx].unsqueeze(1).float().div(255), g)  # (b, 1, 28, 28)
-                # Ink strength varies between pens and between models: dim some digits.
-                x = x * (0.6 + 0.4 * torch.rand(x.shape[0], 1, 1, 1, generator=g))
-                junk = _non_digits(max(1, x.shape[0] // 8), g)  # (j, 1, 28, 28)
-                logits = model(torch.cat([x, junk]).to(dev))  # (b + j, 10)
-                b = x.shape[0]
-                # No label smoothing: it would cap the confidence on clean digits below 1,
-                # and the non-digit images below already teach the model when to doubt.
-                loss = F.cross_entropy(logits[:b], labels[idx].to(dev))
-                # Non-digits: cross-entropy against the uniform distribution over the classes.
-                loss = loss - 0.5 * F.log_softmax(logits[b:], dim=1).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-            say(f"epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}")
-    model.eval()
+
+        def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+            x = _shift(images[idx].unsqueeze(1).float().div(255), g)  # (b, 1, 28, 28)
+            # Ink strength varies between pens and between models: dim some digits.
+            x = x * (0.6 + 0.4 * torch.rand(x.shape[0], 1, 1, 1, generator=g))
+            junk = _non_digits(max(1, x.shape[0] // 8), g)  # (j, 1, 28, 28)
+            logits = model(torch.cat([x, junk]).to(dev))  # (b + j, 10)
+            b = x.shape[0]
+            # No label smoothing: it would cap the confidence on clean digits below 1,
+            # and the non-digit images below already teach the model when to doubt.
+            loss = F.cross_entropy(logits[:b], labels[idx].to(dev))
+            # Non-digits: cross-entropy against the uniform distribution over the classes.
+            return loss - 0.5 * F.log_softmax(logits[b:], dim=1).mean()
+
+        fit_classifier(model, n, epochs, 3e-3, batch_loss, g, say)
     test_x, test_y = make_digits(2000, HELDOUT_SEED)
     acc = accuracy(model, test_x.unsqueeze(1).float().div(255), test_y)
     model.heldout_accuracy = acc
@@ -182,39 +171,10 @@ def score_digits(clf: DigitClassifier, images: torch.Tensor) -> dict[str, float]
     }
 
 
-
-
-def _load(path: Path, device: str | torch.device) -> DigitClassifier | None:
-    """The cached classifier, or None if the file is missing or damaged."""
-    if not path.exists():
-        return None
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        model = DigitClassifier()
-        model.load_state_dict(blob["state"])
-        model.heldout_accuracy = float(blob["accuracy"])
-        return model.to(device).eval()
-    except Exception:  # noqa: BLE001 - any damage means "train again"
-        return None
-
-
 def get_digit_classifier(device: str | torch.device = "cpu", cache_dir: Path | None = None,
                          log: Log = None) -> DigitClassifier:
     """The cached classifier in eval mode, training (and caching) it on first use."""
     folder = Path(cache_dir) if cache_dir is not None else rundir.cache_dir()
     path = folder / f"digit-classifier-d{DIGITS_VERSION}-c{CLASSIFIER_VERSION}.pt"
-    model = _load(path, device)
-    if model is not None:
-        return model
-    with file_lock(folder / (path.name + ".lock")):
-        model = _load(path, device)  # another process may have trained it while we waited
-        if model is not None:
-            return model
-        if log is not None:
-            log("no cached digit classifier: training one (once per machine)")
-        model = train_digit_classifier(device=device, log=log, cache_dir=folder)
-        buf = io.BytesIO()
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        torch.save({"state": state, "accuracy": model.heldout_accuracy}, buf)
-        rundir.atomic_write_bytes(path, buf.getvalue())
-    return model
+    return cached_classifier(path, DigitClassifier, lambda: train_digit_classifier(device=device, log=log, cache_dir=folder),
+                             device, log, "digit classifier")

@@ -12,8 +12,6 @@ per machine and size.
 
 from __future__ import annotations
 
-import io
-import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -23,8 +21,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engine import rundir
+from engine.metrics.cached import cached_classifier, fit_classifier
 from engine.data.faces import ATTRIBUTE_CLASSES, FACE_ATTRIBUTES, FACES_VERSION, load_faces, make_faces
-from engine.cachetools import file_lock, isolated_rng, one_cycle_adamw, one_thread
+from engine.cachetools import isolated_rng
+from engine.device import one_thread
 
 # Bump when the architecture or the training recipe changes (old cache files are ignored).
 CLASSIFIER_VERSION = 1
@@ -102,25 +102,15 @@ def train_face_classifier(device: str | torch.device = "cpu", seed: int = 0, n: 
     # two threads were twice as slow (43 s against 18 s for the default run).
     with isolated_rng(seed, dev) as g, one_thread():  # g: batches and augmentation
         model = FaceClassifier(size).to(dev)
-        batch = 128
-        steps = epochs * math.ceil(n / batch)
-        opt, sched = one_cycle_adamw(model, 4e-3, steps)
         say(f"training the face classifier on {n} faces of {size}x{size} ({epochs} epochs)")
-        model.train()
-        for epoch in range(epochs):
-            order = torch.randperm(n, generator=g)
-            for i in range(0, n, batch):
-                idx = order[i:i + batch]
-                x = _augment(images[idx].float().div(255), g).to(dev)  # (b, 3, S, S)
-                y = targets[idx].to(dev)  # (b, A)
-                logits = model(x)
-                loss = sum(F.cross_entropy(logits[name], y[:, a]) for a, name in enumerate(FACE_ATTRIBUTES))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-            say(f"epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}")
-    model.eval()
+
+        def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+            x = _augment(images[idx].float().div(255), g).to(dev)  # (b, 3, S, S)
+            y = targets[idx].to(dev)  # (b, A)
+            logits = model(x)
+            return sum(F.cross_entropy(logits[name], y[:, a]) for a, name in enumerate(FACE_ATTRIBUTES))
+
+        fit_classifier(model, n, epochs, 4e-3, batch_loss, g, say)
     test_x, test_y = make_faces(2000, HELDOUT_SEED, size)
     acc = attribute_accuracy(model, test_x.float().div(255), test_y)
     model.heldout_accuracy = acc
@@ -163,38 +153,12 @@ def attribute_accuracy(clf: FaceClassifier, images: torch.Tensor,
             for name in FACE_ATTRIBUTES if name in labels}
 
 
-def _load(path: Path, device: str | torch.device, size: int) -> FaceClassifier | None:
-    """The cached classifier, or None if the file is missing or damaged."""
-    if not path.exists():
-        return None
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        model = FaceClassifier(size)
-        model.load_state_dict(blob["state"])
-        model.heldout_accuracy = {k: float(v) for k, v in blob["accuracy"].items()}
-        return model.to(device).eval()
-    except Exception:  # noqa: BLE001 - any damage means "train again"
-        return None
-
-
 def get_face_classifier(device: str | torch.device = "cpu", size: int = 32, cache_dir: Path | None = None,
                         log: Log = None) -> FaceClassifier:
     """The cached classifier for faces of ``size`` px in eval mode, trained (and cached) on
     first use."""
     folder = Path(cache_dir) if cache_dir is not None else rundir.cache_dir()
     path = folder / f"face-classifier-f{FACES_VERSION}-s{size}-c{CLASSIFIER_VERSION}.pt"
-    model = _load(path, device, size)
-    if model is not None:
-        return model
-    with file_lock(folder / (path.name + ".lock")):
-        model = _load(path, device, size)  # another process may have trained it while we waited
-        if model is not None:
-            return model
-        if log is not None:
-            log(f"no cached face classifier for {size}x{size}: training one (once per machine)")
-        model = train_face_classifier(device=device, size=size, log=log, cache_dir=folder)
-        buf = io.BytesIO()
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        torch.save({"state": state, "accuracy": model.heldout_accuracy, "size": size}, buf)
-        rundir.atomic_write_bytes(path, buf.getvalue())
-    return model
+    return cached_classifier(path, lambda: FaceClassifier(size),
+                             lambda: train_face_classifier(device=device, size=size, log=log, cache_dir=folder),
+                             device, log, f"face classifier for {size}x{size}", extra={"size": size})

@@ -13,8 +13,6 @@ Images of any size are area-averaged to 32x32 first, so one classifier serves ev
 
 from __future__ import annotations
 
-import io
-import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -24,7 +22,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engine import rundir
-from engine.cachetools import file_lock, isolated_rng, one_cycle_adamw, one_thread
+from engine.metrics.cached import cached_classifier, fit_classifier
+from engine.cachetools import isolated_rng
+from engine.device import one_thread
 from engine.data.shapes import ATTRIBUTE_CLASSES, ATTRIBUTES, SHAPES_VERSION, make_shapes
 
 # Bump when the architecture or the training recipe changes (old cache files are ignored).
@@ -81,24 +81,15 @@ def train_shape_classifier(device: str | torch.device = "cpu", seed: int = 0, n:
     targets = torch.stack([labels[name] for name in ATTRIBUTES], dim=1)  # (n, 4)
     with isolated_rng(seed, dev) as g, one_thread():
         model = ShapeClassifier().to(dev)
-        batch = 128
-        opt, sched = one_cycle_adamw(model, 4e-3, epochs * math.ceil(n / batch))
         say(f"training the shape classifier on {n} shapes ({epochs} epochs)")
-        model.train()
-        for epoch in range(epochs):
-            order = torch.randperm(n, generator=g)
-            for i in range(0, n, batch):
-                idx = order[i:i + batch]
-                x = _augment(images[idx].float().div(255), g).to(dev)
-                y = targets[idx].to(dev)
-                logits = model(x)
-                loss = sum(F.cross_entropy(logits[name], y[:, a]) for a, name in enumerate(ATTRIBUTES))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-            say(f"epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}")
-    model.eval()
+
+        def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+            x = _augment(images[idx].float().div(255), g).to(dev)
+            y = targets[idx].to(dev)
+            logits = model(x)
+            return sum(F.cross_entropy(logits[name], y[:, a]) for a, name in enumerate(ATTRIBUTES))
+
+        fit_classifier(model, n, epochs, 4e-3, batch_loss, g, say)
     test_x, test_y = make_shapes(2000, HELDOUT_SEED, WORK_SIZE)
     acc = score_prompts(model, test_x, test_y)
     model.heldout_accuracy = acc
@@ -151,36 +142,10 @@ def score_prompts(clf: ShapeClassifier, images: torch.Tensor, labels: dict[str, 
     return out
 
 
-def _load(path: Path, device: str | torch.device) -> ShapeClassifier | None:
-    if not path.exists():
-        return None
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        model = ShapeClassifier()
-        model.load_state_dict(blob["state"])
-        model.heldout_accuracy = {k: float(v) for k, v in blob["accuracy"].items()}
-        return model.to(device).eval()
-    except Exception:  # noqa: BLE001 - any damage means "train again"
-        return None
-
-
 def get_shape_classifier(device: str | torch.device = "cpu", cache_dir: Path | None = None,
                          log: Log = None) -> ShapeClassifier:
     """The cached classifier in eval mode, trained (and cached) on first use."""
     folder = Path(cache_dir) if cache_dir is not None else rundir.cache_dir()
     path = folder / f"shape-classifier-v{SHAPES_VERSION}-c{CLASSIFIER_VERSION}.pt"
-    model = _load(path, device)
-    if model is not None:
-        return model
-    with file_lock(folder / (path.name + ".lock")):
-        model = _load(path, device)  # another process may have trained it while we waited
-        if model is not None:
-            return model
-        if log is not None:
-            log("no cached shape classifier: training one (once per machine)")
-        model = train_shape_classifier(device=device, log=log)
-        buf = io.BytesIO()
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        torch.save({"state": state, "accuracy": model.heldout_accuracy}, buf)
-        rundir.atomic_write_bytes(path, buf.getvalue())
-    return model
+    return cached_classifier(path, ShapeClassifier, lambda: train_shape_classifier(device=device, log=log),
+                             device, log, "shape classifier")

@@ -205,25 +205,3 @@ class TextToImage(nn.Module):
         if w.dim() == 1:
             w = w.view(B, 1, 1, 1)
         return torch.lerp(eps_uncond, eps_cond, w)
-
-
-def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """Exponential moving average of the weights, the copy the views sample from:
-
-        ema = decay * ema + (1 - decay) * model
-
-    A diffusion model's weights jitter from step to step; their running average draws
-    cleaner images than any single step's (Ho et al. and most later work sample from it)."""
-    with torch.no_grad():
-        # e.lerp_(p, 1 - decay) for every tensor, as one batched ("foreach") operation: on a
-        # GPU one kernel launch for all the weights instead of one per tensor.
-        torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1 - decay)
-        for e, b in zip(ema.buffers(), model.buffers()):
-            e.copy_(b)
-
-
-def ema_decay_at(step: int, decay: float) -> float:
-    """The decay for this step: small at first (the average follows the model closely while
-    it changes fast), rising to ``decay``: min(decay, (1 + step) / (10 + step))."""
-    return min(decay, (1 + step) / (10 + step))
-

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import importlib
 
-from engine.configs import RECIPES, get_config_class, validate
+from engine.registry import get_recipe
+from engine.schema import validate
 
 
 def build_recipe(name: str, params: dict, ctx):
     """Validate ``params`` against the recipe's schema and build the recipe."""
-    cfg = validate(get_config_class(name), params)
-    module = importlib.import_module(RECIPES[name][1])
-    return module.RECIPE(ctx, cfg)
+    entry = get_recipe(name)
+    cfg = validate(entry.config, params)
+    return importlib.import_module(entry.module).RECIPE(ctx, cfg)

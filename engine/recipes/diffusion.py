@@ -10,7 +10,6 @@ views show the forward process (the schedule, real digits being noised), the rev
 
 from __future__ import annotations
 
-import copy
 import time
 
 import numpy as np
@@ -20,8 +19,9 @@ import torch.nn.functional as F
 
 from engine.configs.diffusion import SAMPLER_STEPS, DiffusionConfig
 from engine.device import autocast
-from engine.imaging import make_grid
+from engine.imaging import draw_points, make_grid
 from engine.models.diffusion import NoiseSchedule
+from engine.models.ema import EMA
 from engine.models.unet import PointDenoiser, UNet, UNetArgs
 from engine.recipes.base import Artifact, Recipe, RunContext
 
@@ -59,37 +59,6 @@ def load_images(cfg: DiffusionConfig, log) -> tuple[torch.Tensor, torch.Tensor]:
                         f"a diffusion model needs at least {MIN_FOLDER_IMAGES} (hundreds work better)")
     n_val = max(4, min(VAL_SIZE, len(x) // 10))
     return x[n_val:], x[:n_val]
-
-
-class EMA(nn.Module):
-    """An exponential moving average of the trained weights, used for every sample:
-
-        ema <- decay * ema + (1 - decay) * weights        after every optimiser step
-
-    Diffusion losses are noisy (a random t per image), so the weights jitter from step to
-    step; their average draws cleaner samples than any single snapshot. Early on the decay
-    is lowered to (1 + n) / (10 + n) after n updates, so the average is not dominated by the
-    random initial weights."""
-
-    def __init__(self, model: nn.Module, decay: float):
-        super().__init__()
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay = decay
-        self.register_buffer("updates", torch.zeros((), dtype=torch.long))  # saved in checkpoints
-        self.n = 0  # the same count as a Python int: reading the buffer would sync the GPU
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.n += 1
-        self.updates.fill_(self.n)
-        d = min(self.decay, (1 + self.n) / (10 + self.n))
-        ema, new = list(self.model.parameters()), list(model.parameters())
-        torch._foreach_lerp_(ema, new, 1 - d)  # all tensors in one call: ema += (1 - d) (new - ema)
-
-    def load_state_dict(self, state, strict: bool = True, assign: bool = False):
-        out = super().load_state_dict(state, strict=strict, assign=assign)
-        self.n = int(self.updates)
-        return out
 
 
 class DiffusionRecipe(Recipe):
@@ -291,19 +260,13 @@ class DiffusionRecipe(Recipe):
         return make_grid(self.to_unit(x), nrow=nrow)
 
     def render_points(self, clouds: list[tuple[torch.Tensor, tuple[int, int, int]]]) -> np.ndarray:
-        """Point clouds (N, 2) in unit scale, drawn in order as 2x2-pixel dots on a dark
-        square: uint8 (TOY_PX, TOY_PX, 3), +y up. A 1-pixel border separates frames."""
-        px = TOY_PX
-        image = np.empty((px, px, 3), dtype=np.uint8)
+        """Point clouds (N, 2) in unit scale, drawn in order on a dark square: uint8
+        (TOY_PX, TOY_PX, 3), +y up. A 1-pixel border separates frames."""
+        image = np.empty((TOY_PX, TOY_PX, 3), dtype=np.uint8)
         image[:] = TOY_BG
         image[0, :] = image[-1, :] = image[:, 0] = image[:, -1] = (40, 44, 56)
         for points, colour in clouds:
-            ij = ((points.detach().float().cpu().numpy() + TOY_EXTENT) / (2 * TOY_EXTENT) * (px - 3)).round().astype(int) + 1
-            cols, rows = ij[:, 0], px - 2 - ij[:, 1]
-            ok = (cols >= 1) & (cols < px - 2) & (rows >= 1) & (rows < px - 2)
-            for dr in (0, 1):  # 2x2 dots survive the downscaling to terminal cells
-                for dc in (0, 1):
-                    image[rows[ok] + dr, cols[ok] + dc] = colour
+            draw_points(image, points, colour, TOY_EXTENT, border=1)
         return image
 
     def schedule_plot(self) -> Artifact:

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from engine.configs.gan2d import GAN2DConfig
 from engine.data.toy2d import sample_toy
+from engine.imaging import draw_points
 from engine.metrics.distance2d import energy_distance, sliced_wasserstein
 from engine.models.gan2d import Discriminator, GAN2DArgs, Generator
 from engine.recipes.base import Artifact, Recipe, RunContext
@@ -127,12 +128,7 @@ class GAN2DRecipe(Recipe):
         if show_real:
             clouds.insert(0, (self.real_eval[:N_SHOW], REAL_DOT))
         for points, colour in clouds:
-            ij = ((points.cpu().numpy() + EXTENT) / (2 * EXTENT) * (px - 1)).round().astype(int)
-            cols, rows = ij[:, 0], px - 1 - ij[:, 1]
-            keep = (cols >= 0) & (cols < px - 1) & (rows >= 0) & (rows < px - 1)
-            for dr in (0, 1):  # 2x2 dots survive the downscaling to terminal cells
-                for dc in (0, 1):
-                    image[rows[keep] + dr, cols[keep] + dc] = colour
+            draw_points(image, points, colour, EXTENT)
         return image
 
     def samples(self) -> list[Artifact]:

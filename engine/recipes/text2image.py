@@ -10,20 +10,20 @@ the share of images for 32 fixed (prompt, noise) pairs in which a shape classifi
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
 import torch.nn.functional as F
 
-from engine.configs import ConfigError
+from engine.schema import ConfigError
 from engine.configs.text2image import GUIDANCE_MAX, TextToImageConfig
 from engine.data.shapes import (ATTRIBUTES, MAX_WORDS, VOCAB, caption_of, caption_tokens, encode_captions,
                                 labels_tensor, make_shapes, normalise_caption, parse_caption, random_labels)
 from engine.device import autocast
 from engine.imaging import make_grid
 from engine.models.diffusion import NoiseSchedule
-from engine.models.text2image import TextToImage, TextToImageArgs, ema_decay_at, ema_update
+from engine.models.ema import EMA
+from engine.models.text2image import TextToImage, TextToImageArgs
 from engine.recipes.base import Artifact, Recipe, RunContext
 
 N_EVAL = 32  # fixed (prompt, noise) pairs scored every few seconds
@@ -107,10 +107,10 @@ class TextToImageRecipe(Recipe):
         self.model = TextToImage(self.args).to(dev)
         if dev.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()  # the weights the views use
+        self.ema = EMA(self.model, cfg.ema_decay)  # the averaged weights the views use
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0, fused=dev.type == "cuda")
         self.base_lr = cfg.lr
-        self.steps_done = 0  # drives the warm-up and the EMA's decay; checkpointed
+        self.steps_done = 0  # drives the learning-rate warm-up; checkpointed
         self.schedule = NoiseSchedule(cfg.schedule, cfg.timesteps, device=dev)
         self.data_gen = torch.Generator().manual_seed(cfg.seed + 2)  # batches, omissions, dropout; checkpointed
 
@@ -174,7 +174,7 @@ class TextToImageRecipe(Recipe):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
-        ema_update(self.ema, self.model, ema_decay_at(self.steps_done, self.cfg.ema_decay))
+        self.ema.update(self.model)
         self.steps_done += 1
         return {"train/loss": loss.detach()}
 
@@ -200,7 +200,7 @@ class TextToImageRecipe(Recipe):
                  model: TextToImage | None = None) -> torch.Tensor:
         """Images (N, 3, S, S) in [0, 1] for captions tokens (N, L) from noise x_T (N, 3, S, S),
         by DDIM with sampler_steps steps, guided with guidance (a number, or one per image)."""
-        model = model or self.ema
+        model = model or self.ema.model
         was_training = model.training
         model.eval()
         if torch.is_tensor(guidance):  # one value per image: split it with the images
@@ -314,6 +314,8 @@ class TextToImageRecipe(Recipe):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.steps_done = int(state["steps_done"])
+        if "updates" not in state["ema"]:  # saved before the EMA kept its own count
+            self.ema.set_updates(self.steps_done)
 
 
 RECIPE = TextToImageRecipe

@@ -1,4 +1,9 @@
-"""The lesson screen: the lesson text beside a dashboard of live views, with run controls."""
+"""The lesson screen: the lesson text beside a dashboard of live views, with run controls.
+
+It does layout, key bindings and routing only: the views come from the recipe's dashboard
+declaration through the view table (studio/views.py), runs are started and asked through
+:class:`studio.run_control.RunControl`, and it names no family, parameter or widget class.
+"""
 
 from __future__ import annotations
 
@@ -16,28 +21,21 @@ from textual.widget import Widget
 from textual.widgets import Footer, Markdown, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.configs import (ActionPane, AttentionPane, Controls, Curves, ImagePane, PlotPane, PointsPane,
-                            PromptImagePane, SamplerPane, TextPane, TimelinePane, TranslatePane, dashboard,
-                            get_config_class, specs)
-from engine.rundir import CONTINUABLE, RunDir, RunDirError
-from studio.bridge import Bridge
+from engine.registry import dashboard, get_config_class
+from engine.rundir import RunDir, RunDirError
+from engine.runs import ACTIVE, CONTINUABLE, RunError
+from engine.schema import specs
 from studio.lessons import CODE_LINK, Lesson, get_lesson
-from studio.messages import QuizFinished, RunSnapshot
+from studio.messages import AskEngine, PickSetting, QuizFinished, RunSnapshot
 from studio.progress import mark_opened, record_quiz
+from studio.run_control import RunControl
+from studio.views import build_view
 from studio.widgets.code_view import CodeView
-from studio.widgets.attention import AttentionView
-from studio.widgets.controls import ControlRow
-from studio.widgets.curves import LossCurves
-from studio.widgets.diffusion_views import ActionImage, PlotView, PromptImagePanel, TimelineView
 from studio.widgets.hyperparams import HyperparamForm
-from studio.widgets.image_view import ImageView
-from studio.widgets.latent_map import LatentMap
 from studio.widgets.quiz import QuizPanel
-from studio.widgets.sampler import SamplerPanel, TextSample
 from studio.widgets.status_line import StatusLine
-from studio.widgets.translate import TranslatePanel
+from studio.widgets.view import ArtifactUpdate
 
-ACTIVE = ("starting", "running", "paused")
 LOG_FRESH_S = 15.0  # seconds an engine log line stays on screen
 NARROW = 110  # columns below which the lesson text and the dashboard take turns
 
@@ -66,19 +64,33 @@ class LessonScreen(Screen):
         self.tabs = dashboard(self.lesson.recipe)
         self.panes = [pane for tab in self.tabs for pane in tab.panes]
         # What e exports: the first image the dashboard shows (the sample grid, the field).
-        self.export_artifact = next((p.artifact for p in self.panes if isinstance(p, ImagePane)), None)
-        self.params = {s.name: s.default for s in self.spec_list}
-        self.bridge = Bridge()
+        self.export_artifact = next((p.export for p in self.panes if p.export), None)
+        self.control = RunControl(self.lesson.recipe, self.lesson.id, {s.name: s.default for s in self.spec_list})
+        self.views: dict[str, Widget] = {}  # pane id -> its widget
         self.snapshot: RunSnapshot | None = None
         self._attach_to = attach
         self._resume = resume  # continue the attached run from its checkpoint on mount
         self._log_shown = ""  # what the log line and banner show now, to skip no-op updates
         self._banner_shown = ""
 
+    @property
+    def bridge(self):
+        return self.control.bridge
+
+    @property
+    def params(self) -> dict:
+        """The values the next run starts with (the shown run's, while one is shown)."""
+        return self.control.params
+
+    @params.setter
+    def params(self, values: dict) -> None:
+        self.control.params = dict(values)
+
     # -- layout --
     def compose(self) -> ComposeResult:
         yield Static(Text.assemble(("GenStudio", "bold"), "  ›  ", self.lesson.family, "  ›  ",
                                    (self.lesson.title, "bold")), id="title-bar")
+        by_name = {s.name: s for s in self.spec_list}
         with Horizontal(id="lesson-body"):
             with VerticalScroll(id="lesson-pane"):
                 yield Markdown(self.lesson.body, id="lesson-text", open_links=False)
@@ -89,7 +101,8 @@ class LessonScreen(Screen):
                         with TabPane(f"{n} {tab.title}", id=tab.id):
                             with (Vertical if tab.vertical else Horizontal)(classes="views"):
                                 for pane in tab.panes:
-                                    yield self._make_pane(pane)
+                                    self.views[pane.id] = build_view(pane, by_name, self.params)
+                                    yield self.views[pane.id]
                     n = len(self.tabs)
                     with TabPane(f"{n + 1} Settings", id="tab-settings"):
                         yield HyperparamForm(self.spec_list, self.params, id="form")
@@ -101,28 +114,13 @@ class LessonScreen(Screen):
                 yield StatusLine(id="status")
         yield Footer()
 
-    def _make_pane(self, pane) -> Widget:
-        by_name = {s.name: s for s in self.spec_list}
-        if isinstance(pane, Controls):
-            return ControlRow([by_name[name] for name in pane.params], self.params, pane.help, id=pane.id)
-        if isinstance(pane, SamplerPane):
-            return SamplerPanel([by_name[name] for name in pane.params], self.params, pane.artifact, id=pane.id)
-        if isinstance(pane, TranslatePane):
-            return TranslatePanel(by_name.get("beam"), self.params, pane.artifact, pane.examples, id=pane.id)
-        if isinstance(pane, PromptImagePane):
-            return PromptImagePanel(by_name.get("guidance"), self.params, pane.artifact, id=pane.id)
-        return make_pane(pane)
-
     def on_mount(self) -> None:
         mark_opened(self.lesson.id)
         self.query_one(StatusLine).update_from(None)
         if self._attach_to:
             rd = RunDir(self._attach_to)
-            if self._resume and not rd.engine_alive():
-                self.bridge.launch(rd)
-                self._follow_run(rd.read_config())
-            else:
-                self.attach(rd)
+            self.control.attach(rd, resume=self._resume)
+            self._follow_run(rd.read_config())
         self._apply_width(self.size.width)
 
     def on_resize(self, event) -> None:
@@ -136,11 +134,6 @@ class LessonScreen(Screen):
             self.set_class(narrow and self.bridge.run is None, "show-lesson")
 
     # -- following a run --
-    def attach(self, rd: RunDir) -> None:
-        cfg = rd.read_config()
-        self.bridge.attach(rd)
-        self._follow_run(cfg)
-
     def _follow_run(self, cfg: dict) -> None:
         self.params = dict(cfg["params"])
         self._show_params()
@@ -149,10 +142,8 @@ class LessonScreen(Screen):
 
     def _show_params(self) -> None:
         self.query_one(HyperparamForm).set_values(self.params)
-        for row in self.query(ControlRow):
-            row.set_values(self.params)
-        for panel in self.query("SamplerPanel, TranslatePanel, PromptImagePanel"):
-            panel.set_values(self.params)
+        for view in self.views.values():
+            view.set_values(self.params)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="follow")
     def follow(self) -> None:
@@ -169,24 +160,18 @@ class LessonScreen(Screen):
             return  # a late snapshot of a run we have left
         old = self.snapshot
         self.snapshot = snap
-        self.query_one(LossCurves).update_from(snap)
         self.query_one(StatusLine).update_from(snap)
         self.query_one(HyperparamForm).running = snap.state in ("running", "paused")
         # Only what changed is touched: every update costs the training process CPU time.
         old_versions = old.sample_versions if old and old.run_dir == snap.run_dir else {}
         for pane in self.panes:
-            for name in pane_artifacts(pane):
+            view = self.views[pane.id]
+            view.follow(snap)
+            for name in pane.artifacts:
                 if name not in snap.samples or snap.sample_versions.get(name) == old_versions.get(name):
                     continue
-                widget = self.query_one(f"#{pane.id}")
-                if isinstance(widget, ImageView):
-                    step = Path(snap.samples[name]).stem.rsplit("-", 1)[-1].lstrip("0") or "0"
-                    widget.caption = f"{snap.captions.get(name, name)} · step {step}"
-                    widget.path = snap.samples[name]
-                elif isinstance(widget, LatentMap):
-                    widget.load(snap.samples[name])
-                else:
-                    widget.load(snap.samples[name], name, snap.captions.get(name, ""))
+                view.load(ArtifactUpdate(name, snap.samples[name], snap.captions.get(name, ""),
+                                         snap.sample_steps.get(name, snap.step)))
         self._show_banner(snap)
         # The engine's latest log line, while it is news (or while nothing else is happening).
         fresh = bool(snap.logs) and (time.time() - snap.last_log_time < LOG_FRESH_S or snap.state == "starting")
@@ -204,8 +189,10 @@ class LessonScreen(Screen):
         message = None
         if snap.state == "failed" and snap.errors:
             err = snap.errors[-1]
-            message = Text.assemble(("✗ Training stopped: ", "bold"), err.get("message", ""), "\n",
-                                    ("What to try: ", "bold"), err.get("hint", ""))
+            message = Text.assemble(("✗ Training stopped: ", "bold"), str(err.get("message", "")), "\n",
+                                    ("What to try: ", "bold"), str(err.get("hint", "")))
+            if snap.has_checkpoint and snap.step < snap.total_steps:
+                message.append(" Press u to continue from the last checkpoint.")
         elif snap.state == "interrupted":
             ck = " Its last checkpoint is intact: press u to continue from it." if snap.has_checkpoint else ""
             message = Text.assemble(("✗ The engine process ended unexpectedly", "bold"),
@@ -245,18 +232,11 @@ class LessonScreen(Screen):
         return True
 
     def _new_run(self, params: dict) -> None:
-        from studio.cli import UsageError, create_run
-
-        if self.bridge.run is not None and self.bridge.engine_alive():
-            self.bridge.send("stop")  # a finished run's engine still serving its views
-
         try:
-            rd = create_run(self.lesson.recipe, [f"{k}={v}" for k, v in params.items()], None, "auto", None,
-                            lesson=self.lesson.id)
-        except UsageError as e:
+            rd = self.control.start(params)
+        except RunError as e:
             self.notify(str(e), severity="error", timeout=8)
             return
-        self.bridge.launch(rd)
         self._follow_run(rd.read_config())
         self.remove_class("show-lesson")
         self.query_one(StatusLine).show(Text(f"● starting {rd.name} …", style="bold cyan"))
@@ -285,13 +265,12 @@ class LessonScreen(Screen):
         self.notify("Started over with fresh weights; the previous run is kept in Runs.")
 
     def action_continue_run(self) -> None:
-        rd = self.bridge.run
-        if rd is None:
-            return
         try:
-            self.bridge.launch(rd)
+            rd = self.control.continue_run()
         except RunDirError as e:
             self.notify(str(e), severity="warning")
+            return
+        if rd is None:
             return
         self._follow_run(rd.read_config())
         self.notify(f"Continuing {rd.name} from step {self.snapshot.step if self.snapshot else 0:,}.")
@@ -307,7 +286,8 @@ class LessonScreen(Screen):
         if not self.snapshot or self.export_artifact not in self.snapshot.samples:
             return
         src = Path(self.snapshot.samples[self.export_artifact])
-        dest = Path.cwd() / f"genstudio-{self.bridge.run.name}-{src.stem.rsplit('-', 1)[-1]}.png"
+        step = self.snapshot.sample_steps.get(self.export_artifact, self.snapshot.step)
+        dest = Path.cwd() / f"genstudio-{self.bridge.run.name}-{step:08d}.png"
         try:
             shutil.copyfile(src, dest)
         except OSError as e:
@@ -333,9 +313,10 @@ class LessonScreen(Screen):
     def tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """A tab with a text box (the prompt, the sentence to translate) takes the keys at
         once, so typing goes into the box rather than starting a run."""
-        for panel in event.pane.query("SamplerPanel, TranslatePanel, PromptImagePanel, TimelineView, ActionImage"):
-            panel.focus_input()
-            break
+        tab = next((t for t in self.tabs if t.id == event.pane.id), None)
+        for pane in tab.panes if tab else ():
+            if self.views[pane.id].focus_input():
+                break
 
     def action_toggle_lesson(self) -> None:
         if self.has_class("narrow"):
@@ -355,35 +336,21 @@ class LessonScreen(Screen):
         if not (self.snapshot and self.snapshot.state in ACTIVE) and self.bridge.engine_alive():
             self.bridge.send("stop")
 
-    # -- pickers, form, links, quiz --
-    def _ensure_engine(self, what: str) -> bool:
-        """A view needs a loaded model (to redraw a picker choice, to generate, to
-        translate). While training, the engine is there; a finished run's model is loaded
-        again, view-only. Says what to do when neither is possible."""
-        snap, rd = self.snapshot, self.bridge.run
-        if rd is None:
-            return False
-        if self.bridge.engine_alive():
-            return True
-        if not (snap and snap.state == "finished" and snap.has_checkpoint):
-            hint = ("press u to continue training it" if snap and snap.state in CONTINUABLE and snap.has_checkpoint
-                    else "press s to train one")
-            self.notify(f"No model is loaded to {what}: {hint}.", severity="warning")
-            return False
-        try:
-            self.bridge.launch(rd)  # finished: it loads the checkpoint and serves the views
-        except RunDirError as e:
-            self.notify(str(e), severity="warning")
-            return False
-        kept = dict(self.params)
-        self._follow_run(rd.read_config())
-        self.params = kept
-        self._show_params()
-        self.notify(f"Loading the trained model to {what} …")
-        return True
+    # -- requests from the views --
+    def _engine_for(self, what: str) -> bool:
+        """Whether a model is there to answer; a finished run's model is loaded again."""
+        outcome = self.control.engine_for(what, self.snapshot)
+        if outcome.relaunched:
+            kept = dict(self.params)
+            self._follow_run(self.bridge.run.read_config())
+            self.params = kept
+            self._show_params()
+        if outcome.message:
+            self.notify(outcome.message, severity=outcome.severity)
+        return outcome.ok
 
-    @on(ControlRow.Changed)
-    def control_changed(self, event: ControlRow.Changed) -> None:
+    @on(PickSetting)
+    def setting_picked(self, event: PickSetting) -> None:
         """A picker changed a view parameter: the engine redraws the views with it now.
         With no run, the choice waits for the next one."""
         self.params[event.key] = event.value
@@ -391,44 +358,20 @@ class LessonScreen(Screen):
         if self.bridge.run is None:
             self.notify(f"{event.key} = {event.value} is kept for the next run: press s to start training.")
             return
-        if self._ensure_engine("draw the new choice"):
+        if self._engine_for("draw the new choice"):
             self.bridge.send("set", key=event.key, value=event.value)
             self.bridge.send("sample")
 
-    def _ask(self, name: str, reply: str, settings: dict, what: str, **args) -> None:
+    @on(AskEngine)
+    def ask_engine(self, event: AskEngine) -> None:
         """Send a learner's request to the engine, after any settings that changed."""
         if self.bridge.run is None:
-            self.params.update(settings)
-            self.notify(f"There is no model yet to {what}: press s to start training (a few seconds "
-                        "of training already gives an answer, if a bad one).", severity="warning")
+            self.params.update(event.settings)
+        if not self._engine_for(event.what):
             return
-        if not self._ensure_engine(what):
-            return
-        for key, value in settings.items():
-            if self.params.get(key) != value:
-                self.params[key] = value
-                self.bridge.send("set", key=key, value=value)
+        self.control.send_settings(event.settings)
         self.query_one(HyperparamForm).set_values(self.params)
-        self.bridge.send("interact", name=name, reply=reply, **args)
-
-    @on(SamplerPanel.Generate)
-    def generate(self, event: SamplerPanel.Generate) -> None:
-        self._ask("generate", event.reply, event.settings, "generate text",
-                  prompt=event.prompt, request=event.request)
-
-    @on(PromptImagePanel.Generate)
-    def prompt_image(self, event: PromptImagePanel.Generate) -> None:
-        self._ask("generate", event.reply, event.settings, "draw images", prompt=event.prompt, **event.settings)
-
-    @on(ActionImage.Run)
-    def ask_for_image(self, event: ActionImage.Run) -> None:
-        self._ask(event.action, event.reply, {}, "run it", **{k: self.params[k] for k in event.params})
-
-    @on(TranslatePanel.Translate)
-    def translate(self, event: TranslatePanel.Translate) -> None:
-        settings = {"beam": event.beam} if "beam" in self.params else {}
-        self._ask("translate", event.reply, settings, "translate", text=event.text,
-                  request=event.request)
+        self.control.ask(event.action, event.reply, event.args)
 
     # -- form, links, quiz --
     @on(HyperparamForm.Submitted)
@@ -439,11 +382,10 @@ class LessonScreen(Screen):
             self.params.update(event.changed)
             self.notify(f"Applied live: {', '.join(f'{k}={v}' for k, v in event.changed.items())}")
             return
-        self.params = dict(event.values)
         active = self.snapshot is not None and self.snapshot.state in ACTIVE
         if active:
             self.bridge.send("stop")
-        self._new_run(self.params)
+        self._new_run(dict(event.values))
         changed = ", ".join(f"{k}={v}" for k, v in event.changed.items())
         self.notify(f"{'Restarted' if active else 'Started'} with {changed}; earlier runs are kept in Runs.")
         self._show_tab(self.tabs[0].id)
@@ -463,43 +405,3 @@ class LessonScreen(Screen):
     @on(QuizFinished)
     def quiz_finished(self, event: QuizFinished) -> None:
         record_quiz(event.lesson_id, event.score, event.total)
-
-
-def pane_artifacts(pane) -> tuple[str, ...]:
-    """The artifacts a pane shows (the translate panel: its answer and the examples). Panes
-    that send requests also show the engine's error replies ("<artifact>.error")."""
-    if isinstance(pane, TranslatePane):
-        return (pane.artifact, f"{pane.artifact}.error", pane.examples)
-    if isinstance(pane, (SamplerPane, PromptImagePane, ActionPane)):
-        return (pane.artifact, f"{pane.artifact}.error")
-    if isinstance(pane, TimelinePane):
-        return (pane.meta, pane.artifact)
-    return (pane.artifact,) if hasattr(pane, "artifact") else ()
-
-
-def make_pane(pane) -> Widget:
-    """The widget for one pane of a recipe's dashboard."""
-    if isinstance(pane, Curves):
-        return LossCurves(id=pane.id)
-    if isinstance(pane, PointsPane):
-        return LatentMap(id=pane.id)
-    if isinstance(pane, ImagePane):
-        view = ImageView(id=pane.id, placeholder=pane.placeholder, classes="side-pane" if pane.side else None)
-        view.tile, view.tile_group, view.min_tile_scale = pane.tile, pane.group, pane.min_scale
-        if pane.height:
-            view.styles.height = pane.height
-        return view
-    if isinstance(pane, AttentionPane):
-        return AttentionView(pane.title, pane.placeholder, id=pane.id)
-    if isinstance(pane, PlotPane):
-        return PlotView(pane.placeholder, id=pane.id)
-    if isinstance(pane, TimelinePane):
-        return TimelineView(pane.artifact, pane.meta, id=pane.id)
-    if isinstance(pane, ActionPane):
-        return ActionImage(pane.action, pane.artifact, pane.label, pane.params, id=pane.id)
-    if isinstance(pane, TextPane):
-        view = TextSample(pane.placeholder, id=pane.id)
-        if pane.height:
-            view.styles.height = pane.height
-        return view
-    raise TypeError(f"unknown dashboard pane {pane!r}")

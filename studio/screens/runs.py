@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from engine.rundir import CONTINUABLE, RunDir, list_runs, read_history
-from studio.headless import run_state
+from engine.rundir import RunDir
+from engine.runs import CONTINUABLE, list_summaries, summarise
 from studio.lessons import lesson_for_recipe
-
-STATE_STYLE = {"finished": "blue", "running": "green", "paused": "yellow", "stopped": "magenta",
-               "failed": "red", "interrupted": "red"}
+from studio.runs_table import COLUMNS, cells
 
 
 class RunsScreen(Screen):
@@ -34,7 +30,7 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("run", "recipe", "state", "step", "val/loss", "quality", "created")
+        table.add_columns(*COLUMNS)
         self.action_reload()
         table.focus()
 
@@ -44,22 +40,8 @@ class RunsScreen(Screen):
     def action_reload(self) -> None:
         table = self.query_one(DataTable)
         table.clear()
-        for rd in list_runs():
-            try:
-                cfg = rd.read_config()
-            except Exception as e:
-                table.add_row(rd.name, "?", Text(f"damaged: {e}", style="red"), "", "", "", "", key=str(rd.path))
-                continue
-            hist = read_history(rd)
-            state = run_state(rd, hist)
-            val = hist.metrics.get("val/loss")
-            rec = hist.metrics.get("quality/recognisability")
-            table.add_row(
-                rd.name, cfg["recipe"], Text(state, style=STATE_STYLE.get(state, "")),
-                f"{hist.step:,}/{cfg['params'].get('steps', 0):,}",
-                f"{val[-1][1]:.4g}" if val else "", f"{rec[-1][1]:.2f}" if rec else "",
-                time.strftime("%Y-%m-%d %H:%M", time.localtime(cfg.get("created", 0))), key=str(rd.path),
-            )
+        for run in list_summaries():
+            table.add_row(*cells(run), key=str(run.path))
         n = table.row_count
         self.query_one("#runs-help", Static).update(
             f"{n} run{'s' if n != 1 else ''}. Enter opens a run in its lesson; u continues a stopped or interrupted one."
@@ -94,8 +76,8 @@ class RunsScreen(Screen):
         rd = self._selected()
         if rd is None:
             return
-        hist = read_history(rd)
-        if run_state(rd, hist) not in CONTINUABLE or not rd.checkpoint_path.exists():
+        run = summarise(rd)
+        if run.state not in CONTINUABLE or not run.has_checkpoint:
             self.notify("Only a stopped, interrupted or failed run with a checkpoint can continue.", severity="warning")
             return
         self.action_open_run(resume=True)

@@ -17,6 +17,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Label, Select, Static
 
+from studio.widgets.view import ArtifactUpdate, View, placeholder
+
 MEAN = -1  # the head picker's value for the mean over heads
 MAX_LABEL = 10  # characters of a word label shown
 MIN_SQUARE_COLS = 20  # tokens that must fit before cells are drawn square
@@ -99,7 +101,7 @@ def legend() -> Text:
     return out
 
 
-class AttentionView(Vertical):
+class AttentionView(View, Vertical):
     """Pickers for layer and head above the heatmap."""
 
     DEFAULT_CSS = """
@@ -132,13 +134,18 @@ class AttentionView(Vertical):
         with VerticalScroll(id="attn-scroll"):
             yield Static("", id="attn-map")
 
-    def load(self, path: str | None, name: str = "", caption: str = "") -> None:
-        if not path:
-            return
+    @classmethod
+    def from_pane(cls, pane, specs: dict, values: dict) -> AttentionView:
+        return cls(pane.title, placeholder(pane.placeholder), id=pane.id)
+
+    def load(self, update: ArtifactUpdate) -> None:
+        path = update.path
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, ValueError):
             return  # written while we read: the next snapshot tries again
+        if not isinstance(data, dict):
+            return
         att = data.get("attention", data)
         if not isinstance(att, dict) or not att.get("maps"):
             return  # an error reply, or an answer without maps

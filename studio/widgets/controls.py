@@ -1,19 +1,18 @@
 """A row of pickers for a recipe's live choice parameters (the attribute picker, the latent
-explorer's direction). Picking a value posts :class:`ControlRow.Changed`; the lesson screen
-sends it to the engine, which redraws the views at once."""
+explorer's direction). Picking a value posts :class:`studio.messages.PickSetting`; the lesson
+screen sends it to the engine, which redraws the views at once."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Container, Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import Label, Select, Static
 
-from engine.configs import ParamSpec
+from engine.schema import ParamSpec
+from studio.messages import PickSetting
 from studio.widgets.hyperparams import coerce
+from studio.widgets.view import View
 
 
 def short_name(name: str) -> str:
@@ -21,7 +20,7 @@ def short_name(name: str) -> str:
     return name.removeprefix("pick_")
 
 
-class ControlRow(Vertical):
+class ControlRow(View, Vertical):
     DEFAULT_CSS = """
     ControlRow { height: auto; padding: 0 1; }
     ControlRow .controls-help { color: $text-muted; height: auto; }
@@ -31,11 +30,6 @@ class ControlRow(Vertical):
     ControlRow .control Select { width: 1fr; max-width: 22; }
     """
 
-    @dataclass
-    class Changed(Message):
-        key: str
-        value: object
-
     def __init__(self, specs: list[ParamSpec], values: dict, help: str = "", **kwargs) -> None:
         super().__init__(**kwargs)
         bad = [s.name for s in specs if not (s.choices and s.live)]
@@ -44,6 +38,10 @@ class ControlRow(Vertical):
         self.specs = specs
         self.values = {s.name: coerce(s, values.get(s.name, s.default)) for s in specs}
         self.help = help
+
+    @classmethod
+    def from_pane(cls, pane, specs: dict, values: dict) -> ControlRow:
+        return cls([specs[name] for name in pane.settings], values, pane.help, id=pane.id)
 
     def compose(self) -> ComposeResult:
         if self.help:
@@ -72,4 +70,4 @@ class ControlRow(Vertical):
         if key not in self.values or event.value == self.values[key] or event.value is Select.BLANK:
             return
         self.values[key] = event.value
-        self.post_message(self.Changed(key, event.value))
+        self.post_message(PickSetting(key, event.value))

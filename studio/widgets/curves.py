@@ -9,6 +9,7 @@ from textual.containers import VerticalScroll
 from textual_plotext import PlotextPlot
 
 from studio.messages import RunSnapshot
+from studio.widgets.view import View
 
 REDRAW_INTERVAL = 2.0  # seconds between redraws of the curves
 
@@ -34,7 +35,7 @@ def group_series(names: list[str]) -> list[tuple[str, list[str]]]:
     return panels
 
 
-class LossCurves(VerticalScroll):
+class LossCurves(View, VerticalScroll):
     """Stacked plot panels; scroll when the terminal is too short to show them all."""
 
     DEFAULT_CSS = """
@@ -55,6 +56,9 @@ class LossCurves(VerticalScroll):
 
     def on_mount(self) -> None:
         self.show({})
+
+    def follow(self, snapshot: RunSnapshot) -> None:
+        self.update_from(snapshot)
 
     def update_from(self, snap: RunSnapshot) -> None:
         """Redraw at most once every REDRAW_INTERVAL seconds: plotting is the costliest

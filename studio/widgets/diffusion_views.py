@@ -4,46 +4,44 @@ comparison), and the prompt-to-image panel."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-
 from PIL import Image
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import Button, Input, Label, Static
 from textual_plotext import PlotextPlot
 
-from engine.configs import ConfigError, ParamSpec, parse_value
+from engine.schema import ConfigError, ParamSpec, parse_value
+from studio.messages import AskEngine
 from studio.widgets.hyperparams import coerce
 from studio.widgets.image_view import ImageView
 from studio.widgets.sampler import read_json
+from studio.widgets.view import ArtifactUpdate, View, placeholder
 
 PLAY_FPS = 6  # timeline frames per second while playing
 SERIES_COLOURS = ["cyan", "orange", "green", "magenta"]
 
 
-def step_of(path: str) -> str:
-    return Path(path).stem.rsplit("-", 1)[-1].lstrip("0") or "0"
-
-
-class PlotView(PlotextPlot):
+class PlotView(View, PlotextPlot):
     """{"title", "x", "xlabel", "series": {name: [y...]}} as lines."""
 
     def __init__(self, placeholder: str = "", **kwargs) -> None:
         super().__init__(**kwargs)
         self.placeholder = placeholder
 
+    @classmethod
+    def from_pane(cls, pane, specs: dict, values: dict) -> PlotView:
+        return cls(placeholder(pane.placeholder), id=pane.id)
+
     def on_mount(self) -> None:
         super().on_mount()
         self.plt.title(self.placeholder)
 
-    def load(self, path: str | None, name: str = "", caption: str = "") -> None:
-        data = read_json(path)
-        if not data or "series" not in data:
+    def load(self, update: ArtifactUpdate) -> None:
+        data = read_json(update.path)
+        if not data or not isinstance(data.get("series"), dict) or not isinstance(data.get("x"), list):
             return
         plt = self.plt
         plt.clear_data()
@@ -55,7 +53,7 @@ class PlotView(PlotextPlot):
         self.refresh()
 
 
-class TimelineView(Vertical):
+class TimelineView(View, Vertical):
     """A horizontal strip of K equal frames (noise on the left, the sample on the right),
     shown one frame at a time: ←/→ step, space plays, Home/End jump to the ends."""
 
@@ -80,7 +78,11 @@ class TimelineView(Vertical):
         self.meta: dict = {}
         self.frame = 0
         self.playing = False
-        self.strip_path = ""
+        self.strip_step = 0  # the training step of the model that drew the strip
+
+    @classmethod
+    def from_pane(cls, pane, specs: dict, values: dict) -> TimelineView:
+        return cls(pane.artifact, pane.meta, id=pane.id)
 
     def compose(self) -> ComposeResult:
         yield Static(Text("no timeline yet: press s to start training; then ←/→ step through the denoising, "
@@ -90,27 +92,27 @@ class TimelineView(Vertical):
     def on_mount(self) -> None:
         self.set_interval(1 / PLAY_FPS, self._tick)
 
-    def focus_input(self) -> None:
+    def focus_input(self) -> bool:
         self.focus()
+        return True
 
     @property
     def frames(self) -> int:
-        return int(self.meta.get("frames", 0))
+        frames = self.meta.get("frames", 0)
+        return frames if isinstance(frames, int) and frames > 0 else 0
 
-    def load(self, path: str | None, name: str = "", caption: str = "") -> None:
-        if not path:
-            return
-        if name == self.meta_name:
-            data = read_json(path)
+    def load(self, update: ArtifactUpdate) -> None:
+        if update.name == self.meta_name:
+            data = read_json(update.path)
             if data and data.get("frames"):
                 self.meta = data
         else:
             try:
-                with Image.open(path) as im:
+                with Image.open(update.path) as im:
                     self.strip = im.convert("RGB")
-            except OSError:
-                return  # being replaced: the next snapshot tries again
-            self.strip_path = path
+            except (OSError, ValueError, Image.DecompressionBombError):
+                return  # being replaced (or not an image): the next version tries again
+            self.strip_step = update.step
         self._show()
 
     def _show(self) -> None:
@@ -126,8 +128,8 @@ class TimelineView(Vertical):
         bar = Text.assemble(("noise ", "dim"), ("█" * done, "cyan"), ("░" * (30 - done), "dim"), (" image", "dim"),
                             f"   frame {self.frame + 1}/{k}  {t}  ", ("▶ playing" if self.playing else "", "bold green"))
         label = self.meta.get("label", "")
-        step = step_of(self.strip_path) if self.strip_path else ""
-        bar.append(f"\n←/→ step · space plays · Home/End: the ends · {label} · model at step {step}", style="dim")
+        bar.append(f"\n←/→ step · space plays · Home/End: the ends · {label} · model at step {self.strip_step}",
+                   style="dim")
         self.query_one("#timeline-bar", Static).update(bar)
 
     def action_move(self, delta: int) -> None:
@@ -158,7 +160,7 @@ class TimelineView(Vertical):
         self._show()
 
 
-class ActionImage(Vertical):
+class ActionImage(View, Vertical):
     """A button that asks the engine for an image (the DDPM vs DDIM comparison) and the image
     it answers with, captioned with what it measured."""
 
@@ -169,42 +171,45 @@ class ActionImage(Vertical):
     ActionImage ImageView { height: 1fr; }
     """
 
-    @dataclass
-    class Run(Message):
-        action: str
-        reply: str
-        params: tuple[str, ...]
-
-    def __init__(self, action: str, artifact: str, label: str, params: tuple[str, ...] = (), **kwargs) -> None:
+    def __init__(self, action: str, artifact: str, label: str, params: tuple[str, ...] = (),
+                 values: dict | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.action, self.artifact, self.label, self.params = action, artifact, label, params
+        self.values = dict(values or {})
+
+    @classmethod
+    def from_pane(cls, pane, specs: dict, values: dict) -> ActionImage:
+        return cls(pane.action, pane.artifact, pane.label, pane.settings, values, id=pane.id)
+
+    def set_values(self, values: dict) -> None:
+        self.values = dict(values)
 
     def compose(self) -> ComposeResult:
         yield Button(self.label, id="action-run", compact=True)
         yield Static("", id="action-note")
         yield ImageView(id="action-image", placeholder="nothing yet: train a little, then press the button")
 
-    def focus_input(self) -> None:
+    def focus_input(self) -> bool:
         self.query_one(Button).focus()
+        return True
 
     @on(Button.Pressed)
     def pressed(self, event: Button.Pressed) -> None:
         event.stop()
         self.query_one("#action-note", Static).update(Text("working … (the full DDPM chain takes a while)", style="dim"))
-        self.post_message(self.Run(self.action, self.artifact, self.params))
+        self.post_message(AskEngine(self.action, self.artifact, {k: self.values.get(k) for k in self.params},
+                                    what="run it"))
 
-    def load(self, path: str | None, name: str = "", caption: str = "") -> None:
-        if not path:
+    def load(self, update: ArtifactUpdate) -> None:
+        if update.path.endswith(".json"):
+            error = (read_json(update.path) or {}).get("error", "")
+            self.query_one("#action-note", Static).update(Text(str(error), style="bold red"))
             return
-        if path.endswith(".json"):
-            error = (read_json(path) or {}).get("error", "")
-            self.query_one("#action-note", Static).update(Text(error, style="bold red"))
-            return
-        self.query_one("#action-note", Static).update(Text(f"{caption} · step {step_of(path)}"))
-        self.query_one(ImageView).path = path
+        self.query_one("#action-note", Static).update(Text(f"{update.caption} · step {update.step}"))
+        self.query_one(ImageView).path = update.path
 
 
-class PromptImagePanel(Vertical):
+class PromptImagePanel(View, Vertical):
     """The learner types a caption and a guidance scale; the engine draws images for it."""
 
     DEFAULT_CSS = """
@@ -219,17 +224,15 @@ class PromptImagePanel(Vertical):
     """
     BINDINGS = [Binding("escape", "leave_box", "Leave the box", tooltip="Stop typing: the studio's keys work again")]
 
-    @dataclass
-    class Generate(Message):
-        prompt: str
-        settings: dict = field(default_factory=dict)
-        reply: str = "prompted"
-
     def __init__(self, guidance: ParamSpec | None, values: dict, artifact: str = "prompted", **kwargs) -> None:
         super().__init__(**kwargs)
         self.guidance_spec = guidance
         self.values = values
         self.artifact = artifact
+
+    @classmethod
+    def from_pane(cls, pane, specs: dict, values: dict) -> PromptImagePanel:
+        return cls(specs[pane.settings[0]] if pane.settings else None, values, pane.artifact, id=pane.id)
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="ask"):
@@ -237,22 +240,24 @@ class PromptImagePanel(Vertical):
             yield Input(str(self.values.get("prompt", "")), id="t2i-prompt", compact=True,
                         placeholder="e.g. a small blue triangle at the bottom right")
             if self.guidance_spec:
-                yield Label("guidance")
-                yield Input(str(coerce(self.guidance_spec, self.values.get("guidance", self.guidance_spec.default))),
+                yield Label(self.guidance_spec.name)
+                yield Input(str(coerce(self.guidance_spec, self.values.get(self.guidance_spec.name, self.guidance_spec.default))),
                             id="t2i-guidance", compact=True, tooltip=self.guidance_spec.help)
         yield Static(Text("Enter draws 16 images for the prompt; the Guidance tab sweeps the scale.", style="dim"),
                      id="t2i-note")
         yield ImageView(id="t2i-image", placeholder="no images yet: press s to start training")
 
-    def focus_input(self) -> None:
+    def focus_input(self) -> bool:
         self.query_one("#t2i-prompt", Input).focus()
+        return True
 
     def action_leave_box(self) -> None:
         self.screen.set_focus(None)
 
     def set_values(self, values: dict) -> None:
         self.values = values
-        for box, key in (("#t2i-prompt", "prompt"), ("#t2i-guidance", "guidance")):
+        boxes = [("#t2i-prompt", "prompt")] + ([("#t2i-guidance", self.guidance_spec.name)] if self.guidance_spec else [])
+        for box, key in boxes:
             found = self.query(box)
             if found and not found.first().has_focus and key in values:
                 found.first().value = str(values[key])
@@ -263,19 +268,19 @@ class PromptImagePanel(Vertical):
         settings = {}
         if self.guidance_spec:
             try:
-                settings["guidance"] = parse_value(self.guidance_spec, self.query_one("#t2i-guidance", Input).value)
+                settings[self.guidance_spec.name] = parse_value(self.guidance_spec,
+                                                                self.query_one("#t2i-guidance", Input).value)
             except ConfigError as e:
                 self.query_one("#t2i-note", Static).update(Text(str(e), style="bold red"))
                 return
         self.query_one("#t2i-note", Static).update(Text("drawing …", style="dim"))
-        self.post_message(self.Generate(self.query_one("#t2i-prompt", Input).value, settings, self.artifact))
+        prompt = self.query_one("#t2i-prompt", Input).value
+        self.post_message(AskEngine("generate", self.artifact, {"prompt": prompt, **settings}, settings, "draw images"))
 
-    def load(self, path: str | None, name: str = "", caption: str = "") -> None:
-        if not path:
+    def load(self, update: ArtifactUpdate) -> None:
+        if update.path.endswith(".json"):
+            error = (read_json(update.path) or {}).get("error", "")
+            self.query_one("#t2i-note", Static).update(Text(str(error), style="bold red"))
             return
-        if path.endswith(".json"):
-            error = (read_json(path) or {}).get("error", "")
-            self.query_one("#t2i-note", Static).update(Text(error, style="bold red"))
-            return
-        self.query_one("#t2i-note", Static).update(Text(f"{caption} · step {step_of(path)}"))
-        self.query_one(ImageView).path = path
+        self.query_one("#t2i-note", Static).update(Text(f"{update.caption} · step {update.step}"))
+        self.query_one(ImageView).path = update.path

@@ -11,7 +11,7 @@ from textual.message import Message
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Input, Label, Select, Static
 
-from engine.configs import ConfigError, ParamSpec, parse_value
+from engine.schema import ConfigError, ParamSpec, parse_value
 
 
 class SpecValidator(Validator):

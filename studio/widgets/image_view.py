@@ -32,6 +32,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from studio import graphics
+from studio.widgets.view import ArtifactUpdate, View, placeholder
 
 __all__ = ["ImageView", "ImageCanvas", "DEFAULT_PLACEHOLDER"]
 
@@ -149,7 +150,7 @@ class ImageCanvas(Widget):
         return lines
 
 
-class ImageView(Widget):
+class ImageView(View, Widget):
     """Shows an image file (a PNG of generated samples) that is updated live.
 
     Args:
@@ -247,6 +248,20 @@ class ImageView(Widget):
         self.set_reactive(ImageView.path, None if path is None else os.fspath(path))
 
     # ------------------------------------------------------------------ API
+
+    @classmethod
+    def from_pane(cls, pane, specs: dict, values: dict) -> ImageView:
+        """A dashboard pane (engine.panes.ImagePane)."""
+        view = cls(id=pane.id, placeholder=placeholder(pane.placeholder), classes="side-pane" if pane.side else None)
+        view.tile, view.tile_group, view.min_tile_scale = pane.tile, pane.group, pane.min_scale
+        if pane.height:
+            view.styles.height = pane.height
+        return view
+
+    def load(self, update: ArtifactUpdate) -> None:
+        """Show a new version of the pane's artifact, captioned with the step that drew it."""
+        self.caption = f"{update.caption} · step {update.step}"
+        self.path = update.path
 
     @property
     def image(self) -> Image.Image | None:

@@ -8,10 +8,12 @@ from pathlib import Path
 
 from textual_plotext import PlotextPlot
 
+from studio.widgets.view import ArtifactUpdate, View
+
 CLASS_COLOURS = ["red", "orange", "yellow", "green", "cyan", "blue", "magenta", "white", "gray", "bright_green"]
 
 
-class LatentMap(PlotextPlot):
+class LatentMap(View, PlotextPlot):
     """Reads a points JSON artifact ({"x", "y", "label", "projection"}) and draws it."""
 
     def __init__(self, **kwargs) -> None:
@@ -22,7 +24,8 @@ class LatentMap(PlotextPlot):
         super().on_mount()
         self.plt.title("latent map: no data yet (press s to start training)")
 
-    def load(self, path: str | None, caption: str = "") -> None:
+    def load(self, update: ArtifactUpdate) -> None:
+        path = update.path
         if not path or path == self.path:
             return
         try:
@@ -40,6 +43,5 @@ class LatentMap(PlotextPlot):
         for c in sorted(groups):
             xs, ys = groups[c]
             plt.scatter(xs, ys, color=CLASS_COLOURS[c % 10], marker="dot", label=str(c))
-        step = Path(path).stem.rsplit("-", 1)[-1].lstrip("0") or "0"
-        plt.title(f"latent means by digit, step {step}: {data.get('projection', '')}")
+        plt.title(f"latent means by digit, step {update.step}: {data.get('projection', '')}")
         self.refresh()

@@ -5,7 +5,6 @@ appear token by token beside bars of the candidates for the next token."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.text import Text
@@ -13,12 +12,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.widgets import Input, Label, Static
 
-from engine.configs import ConfigError, ParamSpec, parse_value
+from engine.schema import ConfigError, ParamSpec, parse_value
+from studio.messages import AskEngine
 from studio.widgets.attention import show_piece
 from studio.widgets.hyperparams import coerce
+from studio.widgets.view import ArtifactUpdate, View, placeholder
 
 REVEAL_HZ = 30  # tokens shown per second while a continuation appears
 BAR = 24  # characters of the longest probability bar
@@ -37,7 +37,7 @@ def read_json(path: str | None) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-class TextSample(VerticalScroll):
+class TextSample(View, VerticalScroll):
     """The newest text sample: the prompt dim, the model's continuation bright."""
 
     DEFAULT_CSS = "TextSample { padding: 0 1; } TextSample > Static { width: 1fr; }"
@@ -46,17 +46,25 @@ class TextSample(VerticalScroll):
         super().__init__(**kwargs)
         self.placeholder = placeholder
 
+    @classmethod
+    def from_pane(cls, pane, specs: dict, values: dict) -> TextSample:
+        view = cls(placeholder(pane.placeholder), id=pane.id)
+        if pane.height:
+            view.styles.height = pane.height
+        return view
+
     def compose(self) -> ComposeResult:
         yield Static(Text(self.placeholder, style="dim"), id="text-caption")
         yield Static("", id="text-body")
 
-    def load(self, path: str | None, name: str = "", caption: str = "") -> None:
-        data = read_json(path)
-        if data is None or "text" not in data:
+    def load(self, update: ArtifactUpdate) -> None:
+        data = read_json(update.path)
+        if data is None or not isinstance(data.get("text"), str):
             return
-        step = Path(path).stem.rsplit("-", 1)[-1].lstrip("0") or "0"
-        self.query_one("#text-caption", Static).update(Text(f"{caption or 'sample'} · step {step}", style="dim italic"))
-        self.query_one("#text-body", Static).update(Text.assemble((data.get("prompt", ""), "dim"), (data["text"], "bold")))
+        self.query_one("#text-caption", Static).update(
+            Text(f"{update.caption or 'sample'} · step {update.step}", style="dim italic"))
+        self.query_one("#text-body", Static).update(
+            Text.assemble((str(data.get("prompt", "")), "dim"), (data["text"], "bold")))
 
 
 def bars(candidates: list, chosen: str | None) -> Text:
@@ -76,7 +84,7 @@ def bars(candidates: list, chosen: str | None) -> Text:
     return out
 
 
-class SamplerPanel(Vertical):
+class SamplerPanel(View, Vertical):
     """Prompt and settings above; the continuation and the candidate bars below. While a
     continuation arrives it is revealed one token at a time; afterwards ←/→ (or [ and ])
     move along it to show the candidates at any position."""
@@ -101,15 +109,6 @@ class SamplerPanel(Vertical):
     ]
     can_focus = True
 
-    @dataclass
-    class Generate(Message):
-        """The learner asked for a continuation; ``settings`` are the sampling values."""
-
-        prompt: str
-        settings: dict = field(default_factory=dict)
-        request: int = 0  # numbers the answers; also the sampling seed, so each Enter draws anew
-        reply: str = "generation"  # the artifact the answer is written as
-
     def __init__(self, specs: list[ParamSpec], values: dict, artifact: str = "generation", **kwargs) -> None:
         super().__init__(**kwargs)
         self.specs = {s.name: s for s in specs}
@@ -118,7 +117,11 @@ class SamplerPanel(Vertical):
         self.data: dict | None = None
         self.shown = 0  # tokens revealed so far
         self.cursor: int | None = None  # the position whose candidates are shown (None: the newest)
-        self.request = 0  # the newest request sent; older answers are ignored
+        self.request = 0  # numbers the answers (older ones are ignored); also the sampling seed
+
+    @classmethod
+    def from_pane(cls, pane, specs: dict, values: dict) -> SamplerPanel:
+        return cls([specs[name] for name in pane.settings], values, pane.artifact, id=pane.id)
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="ask"):
@@ -137,8 +140,9 @@ class SamplerPanel(Vertical):
     def on_mount(self) -> None:
         self.set_interval(1 / REVEAL_HZ, self._reveal)
 
-    def focus_input(self) -> None:
+    def focus_input(self) -> bool:
         self.query_one("#prompt", Input).focus()
+        return True
 
     def action_leave_box(self) -> None:
         self.focus()  # the panel itself: ←/→ now move along the text
@@ -167,21 +171,25 @@ class SamplerPanel(Vertical):
         self.values.update(settings)
         self.request += 1
         self._status("generating …")
-        self.post_message(self.Generate(self.query_one("#prompt", Input).value, settings, self.request, self.artifact))
+        prompt = self.query_one("#prompt", Input).value
+        self.post_message(AskEngine("generate", self.artifact, {"prompt": prompt, "request": self.request}, settings,
+                                    "generate text"))
 
     def _status(self, message: str, error: bool = False) -> None:
         self.query_one("#sampler-status", Static).update(Text(message, style="bold red" if error else "dim"))
 
     # -- answers --
-    def load(self, path: str | None, name: str = "", caption: str = "") -> None:
-        data = read_json(path)
+    def load(self, update: ArtifactUpdate) -> None:
+        data = read_json(update.path)
         if data is None:
             return
-        if data.get("request", 0) < self.request:
+        if not isinstance(data.get("request", 0), int) or data.get("request", 0) < self.request:
             return  # the answer to an earlier request, still being written
         if "error" in data:
-            self._status(data["error"], error=True)
+            self._status(str(data["error"]), error=True)
             return
+        if not all(isinstance(data.get(k), list) for k in ("tokens", "candidates", "chosen_p")):
+            return  # not an answer this panel can draw
         if self.data is None or data.get("request") != self.data.get("request"):
             self.shown, self.cursor = 0, None  # a new answer: reveal it from the start
         self.data = data

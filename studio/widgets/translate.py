@@ -4,23 +4,22 @@ marked right or wrong."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from engine.configs import ParamSpec
+from engine.schema import ParamSpec
+from studio.messages import AskEngine
 from studio.widgets.hyperparams import coerce
 from studio.widgets.sampler import read_json
+from studio.widgets.view import ArtifactUpdate, View
 
 
-class TranslatePanel(Vertical):
+class TranslatePanel(View, Vertical):
     DEFAULT_CSS = """
     TranslatePanel { padding: 0 1; height: auto; max-height: 60%; }
     TranslatePanel .ask { height: 1; margin: 1 0 0 0; }
@@ -34,13 +33,6 @@ class TranslatePanel(Vertical):
 
     BINDINGS = [Binding("escape", "leave_box", "Leave the box", tooltip="Stop typing: the studio's keys work again")]
 
-    @dataclass
-    class Translate(Message):
-        text: str
-        beam: int
-        request: int
-        reply: str = "translation"  # the artifact the answer is written as
-
     def __init__(self, beam: ParamSpec | None, values: dict, artifact: str = "translation",
                  examples: str = "examples", **kwargs) -> None:
         super().__init__(**kwargs)
@@ -48,6 +40,11 @@ class TranslatePanel(Vertical):
         self.beam = coerce(beam, values.get(beam.name, beam.default)) if beam else 1
         self.artifact, self.examples = artifact, examples
         self.request = 0
+
+    @classmethod
+    def from_pane(cls, pane, specs: dict, values: dict) -> TranslatePanel:
+        beam = specs[pane.settings[0]] if pane.settings else None
+        return cls(beam, values, pane.artifact, pane.examples, id=pane.id)
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="ask"):
@@ -63,8 +60,9 @@ class TranslatePanel(Vertical):
                      id="translation")
         yield Static("", id="examples")
 
-    def focus_input(self) -> None:
+    def focus_input(self) -> bool:
         self.query_one("#source", Input).focus()
+        return True
 
     def action_leave_box(self) -> None:
         self.screen.set_focus(None)
@@ -87,19 +85,21 @@ class TranslatePanel(Vertical):
         event.stop()
         self.request += 1
         self.query_one("#translation", Static).update(Text("translating …", style="dim"))
-        self.post_message(self.Translate(event.value, self.beam, self.request, self.artifact))
+        settings = {self.beam_spec.name: self.beam} if self.beam_spec else {}
+        self.post_message(AskEngine("translate", self.artifact, {"text": event.value, "request": self.request},
+                                    settings, "translate"))
 
-    def load(self, path: str | None, name: str = "", caption: str = "") -> None:
-        data = read_json(path)
+    def load(self, update: ArtifactUpdate) -> None:
+        data = read_json(update.path)
         if data is None:
             return
-        if name == self.examples:
+        if update.name == self.examples:
             self._show_examples(data)
             return
-        if data.get("request", 0) < self.request:
+        if not isinstance(data.get("request", 0), int) or data.get("request", 0) < self.request:
             return  # an earlier answer, or the periodic one while a request is on its way
         if "error" in data:
-            self.query_one("#translation", Static).update(Text(data["error"], style="bold red"))
+            self.query_one("#translation", Static).update(Text(str(data["error"]), style="bold red"))
             return
         how = "greedy" if data.get("beam", 1) == 1 else f"beam {data['beam']}"
         out = Text.assemble(("EN  ", "bold dim"), data.get("source", ""), "\n",

@@ -1,0 +1,67 @@
+"""The protocol every dashboard widget speaks, so the lesson screen can place, feed and focus
+any view without knowing what it is.
+
+A view is a Textual widget that also inherits :class:`View` and overrides what it needs:
+
+- ``from_pane(pane, specs, values)`` builds it from its pane declaration (engine.panes), the
+  recipe's parameter specs by name and the current parameter values. The default passes
+  the pane's id only.
+- ``load(update)`` shows a new version of one of the artifacts its pane listens to
+  (``pane.artifacts``); it must not raise on a file that is missing, half written or
+  malformed (the run directory is untrusted input): keep what is shown and wait for the
+  next version.
+- ``set_values(values)`` shows the run's parameter values (a view with pickers or boxes).
+- ``focus_input()`` takes the keyboard when its tab is shown; returns True if it did (a
+  text box, a scrubber), so typing goes there rather than to the studio's keys.
+- ``follow(snapshot)`` sees every run snapshot (the curves, which draw the metrics).
+
+A view that needs the engine posts :class:`studio.messages.AskEngine` (a request) or
+:class:`studio.messages.PickSetting` (a live choice); it never reaches the engine itself.
+The table from pane class to view is in ``studio/views.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.schema import ParamSpec
+    from studio.messages import RunSnapshot
+
+START_HINT = "press s to start training"  # how a run is started in the studio (a placeholder's {start})
+
+
+def placeholder(text: str) -> str:
+    """A pane's placeholder with the studio's way of starting a run filled in."""
+    return text.replace("{start}", START_HINT)
+
+
+@dataclass(frozen=True)
+class ArtifactUpdate:
+    """A new version of one artifact, as the run's events describe it."""
+
+    name: str
+    path: str  # absolute, inside the run directory
+    caption: str
+    step: int  # the training step of the model that made it
+
+
+class View:
+    """Mixin with the protocol's defaults (a view inherits it beside its Textual base)."""
+
+    @classmethod
+    def from_pane(cls, pane: Any, specs: dict[str, ParamSpec], values: dict) -> View:
+        return cls(id=pane.id)
+
+    def load(self, update: ArtifactUpdate) -> None:
+        pass
+
+    def set_values(self, values: dict) -> None:
+        pass
+
+    def focus_input(self) -> bool:
+        return False
+
+    def follow(self, snapshot: RunSnapshot) -> None:
+        pass
