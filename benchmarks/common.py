@@ -83,3 +83,37 @@ def steps_per_second(step, device, seconds: float, warmup: float = 3.0, chunk: i
         n += chunk
         sync()
     return n / (time.perf_counter() - t)
+
+
+def timed_run(recipe: str, sets: list[str], seconds: float, device: str, hit=None):
+    """A headless engine run of ``recipe`` with ``sets`` (started as the studio starts it),
+    stopped ``seconds`` of wall time after launch. ``hit(history)`` is polled and returns
+    (step, value) once the run's own scores pass the benchmark's bar, else None.
+
+    Returns (run directory, wall seconds from launch, the first hit as (seconds from launch,
+    step, value), or None)."""
+    from engine.launch import start_engine
+    from engine.rundir import read_history
+    from engine.runs import create_run
+
+    rd = create_run(recipe, sets, 10_000_000, device, None)
+    params = rd.read_config()["params"]
+    print(f"run {rd.path}: " + ", ".join(f"{k}={v}" for k, v in params.items() if k not in ("data_path", "steps")),
+          flush=True)
+    launch = time.monotonic()
+    proc = start_engine(rd.path)
+    first_hit = None  # (seconds from launch, step, value), seen while polling
+    try:
+        def done():
+            nonlocal first_hit
+            h = read_history(rd)
+            if h.state in ("failed", "finished", "stopped"):
+                raise RuntimeError(f"engine run ended early ({h.state}): {h.errors}")
+            if first_hit is None and hit is not None and (found := hit(h)):
+                first_hit = (time.monotonic() - launch, *found)
+            return time.monotonic() - launch >= seconds
+        wait_for(done, timeout=seconds + 120, interval=0.5)
+    finally:
+        rd.send("stop")
+        proc.wait(timeout=120)
+    return rd, time.monotonic() - launch, first_hit

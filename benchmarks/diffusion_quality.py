@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import fresh_home, wait_for
+from common import fresh_home, timed_run
 
 
 def main() -> None:
@@ -41,12 +41,10 @@ def main() -> None:
     from engine.configs.diffusion import DiffusionConfig
     from engine.data.digits import load_digits
     from engine.device import resolve_device
-    from engine.launch import start_engine
     from engine.metrics.digit_classifier import get_digit_classifier, score_digits
     from engine.recipes.base import RunContext
     from engine.recipes.diffusion import DiffusionRecipe
     from engine.rundir import read_history
-    from engine.runs import create_run
 
     t0 = time.monotonic()
     clf = get_digit_classifier("cpu", log=lambda m: print("  ", m))
@@ -55,31 +53,13 @@ def main() -> None:
     print(f"digit classifier ready in {time.monotonic() - t0:.1f}s; real held-out digits score "
           f"recognisability {ref['recognisability']:.3f}, coverage {ref['coverage']:.2f}")
 
-    rd = create_run("diffusion", args.sets, 10_000_000, args.device, None)
-    params = rd.read_config()["params"]
-    print(f"run {rd.path}: " + ", ".join(f"{k}={v}" for k, v in params.items() if k not in ("data_path", "steps")))
-    launch = time.monotonic()
-    proc = start_engine(rd.path)
-    first_hit = None  # (seconds from launch, step, recognisability), seen while polling
-
     def hit(h):
         rec, cov = h.metrics.get("quality/recognisability", []), h.metrics.get("quality/coverage", [])
         return next(((s, r) for (s, r), (_, c) in zip(rec, cov) if r >= args.threshold and c >= 1.0), None)
 
-    try:
-        def done():
-            nonlocal first_hit
-            h = read_history(rd)
-            if h.state in ("failed", "finished", "stopped"):
-                raise RuntimeError(f"engine run ended early ({h.state}): {h.errors}")
-            if first_hit is None and (found := hit(h)):
-                first_hit = (time.monotonic() - launch, *found)
-            return time.monotonic() - launch >= args.seconds
-        wait_for(done, timeout=args.seconds + 120, interval=0.5)
-    finally:
-        rd.send("stop")
-        proc.wait(timeout=120)
-    wall = time.monotonic() - launch
+    rd, wall, first_hit = timed_run("diffusion", args.sets, args.seconds, args.device, hit)
+    launch = time.monotonic() - wall
+    params = rd.read_config()["params"]
     h = read_history(rd)
     rec = h.metrics.get("quality/recognisability", [])
     print(f"trained {h.step:,} steps in {wall:.0f}s wall from launch "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -32,10 +33,19 @@ def configure(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+def fast_path(device: torch.device) -> bool:
+    """Whether to take the GPU's speed settings: bf16 autocast, channels-last convolutions,
+    fused optimisers. On CUDA always; on the CPU when GENSTUDIO_GPU_PATH=1, which the tests
+    set so that dtype and memory-layout bugs of that path show up on machines with no GPU."""
+    return device.type == "cuda" or (device.type == "cpu" and os.environ.get("GENSTUDIO_GPU_PATH") == "1")
+
+
 def autocast(device: torch.device):
-    """bf16 autocast on CUDA (no loss scaling needed, unlike fp16); plain fp32 elsewhere."""
+    """bf16 autocast on the fast path (no loss scaling needed, unlike fp16); plain fp32 elsewhere."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if fast_path(device):
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -58,6 +68,39 @@ def one_thread(device: torch.device | None = None):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+class TooBigForMemory(RuntimeError):
+    """A model that would not fit in the device's memory, found before building it."""
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for a new model on ``device``; None when it cannot be told."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "cpu":
+        try:
+            for line in open("/proc/meminfo"):
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            return None
+    return None
+
+
+def check_fits(build, device: torch.device, copies: int = 4) -> int:
+    """Count the parameters of the model ``build()`` makes, on the meta device (nothing is
+    allocated), and refuse it with the figures when training it cannot fit: ``copies``
+    float32 values per parameter (weights, gradients and Adam's two moments). Returns the
+    parameter count."""
+    with torch.device("meta"):
+        n = sum(p.numel() for p in build().parameters())
+    need, free = n * 4 * copies, available_memory(device)
+    if free is not None and need > free:
+        raise TooBigForMemory(f"a model of {n / 1e6:,.1f}M parameters needs about {need / 1e9:,.1f} GB for its "
+                              f"weights, gradients and optimiser state; this {device.type} has "
+                              f"{free / 1e9:,.1f} GB free")
+    return n
 
 
 def describe(device: torch.device) -> str:

@@ -45,14 +45,28 @@ def run_engine_tool(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def start_engine(run_dir: str | Path, env: dict | None = None, serve: float = 0.0, nproc: int = 1) -> subprocess.Popen:
+def torchrun_args(nproc: int, nnodes: int = 1, rdzv_endpoint: str | None = None, rdzv_id: str = "genstudio") -> list[str]:
+    """How torchrun (torch.distributed.run) starts ``nproc`` engine processes on this machine,
+    one machine of ``nnodes`` when several meet at ``rdzv_endpoint`` (HOST:PORT, reachable by
+    all of them); empty for a single process."""
+    if nproc <= 1 and nnodes <= 1:
+        return []
+    if nnodes <= 1:
+        return ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    return ["-m", "torch.distributed.run", f"--nnodes={nnodes}", f"--nproc-per-node={nproc}", "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={rdzv_endpoint}", f"--rdzv-id={rdzv_id}"]
+
+
+def start_engine(run_dir: str | Path, env: dict | None = None, serve: float = 0.0, nproc: int = 1,
+                 nnodes: int = 1, rdzv_endpoint: str | None = None) -> subprocess.Popen:
     """Start the engine on ``run_dir``. ``serve`` > 0 keeps it answering view commands for
     that many idle seconds after training finishes (the studio's pickers use it).
     ``nproc`` > 1 starts that many engine processes under torchrun, training together
-    with DDP (rank 0 writes the run directory)."""
+    with DDP (rank 0 writes the run directory); with ``nnodes`` > 1 this machine's share of
+    a run that several machines train together (the run directory on storage they share)."""
     rd = RunDir(run_dir)
     rd.read_config()  # fail here, with a clear message, rather than in the child
-    if rd.engine_alive():
+    if nnodes <= 1 and rd.engine_alive():  # (another machine's processes may hold it already)
         raise RunDirError(f"{rd.name} is already training (engine pid {rd.engine_pid()}); attach to it instead")
     log = open(rd.log_path, "ab")
     child_env = engine_env(env)
@@ -61,9 +75,9 @@ def start_engine(run_dir: str | Path, env: dict | None = None, serve: float = 0.
     try:
         # torchrun (torch.distributed.run) starts nproc copies of the engine with RANK,
         # WORLD_SIZE and a rendezvous address in their environment.
-        launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m"] if nproc > 1 else ["-m"]
+        launcher = torchrun_args(nproc, nnodes, rdzv_endpoint, rdzv_id=rd.name)
         proc = subprocess.Popen(
-            [sys.executable, *launcher, "engine", "run", str(rd.path), "--commands-from", str(offset),
+            [sys.executable, *launcher, "-m", "engine", "run", str(rd.path), "--commands-from", str(offset),
              *(["--serve", f"{serve:g}"] if serve > 0 else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, env=child_env, cwd=str(rd.path),

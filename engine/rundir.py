@@ -18,15 +18,17 @@ constants below (:data:`EVENT_FIELDS`, :data:`STATES`, :data:`ERROR_KINDS`,
                                         "device": str?, "resumed_from": int?}
                            metric      {"<split>/<name>": float, ...}  (split: train, val, quality)
                            status      {"epoch": float|null, "steps_per_s": float, "samples_per_s": float,
-                                        "unit": str (what a sample is), "elapsed": float, "total_steps": int}
+                                        "unit": str (what a sample is), "elapsed": float, "total_steps": int,
+                                        "ram_bytes": float? (the engine's resident memory),
+                                        "gpu_bytes": float? (tensors on a CUDA device)}
                            sample      {"name": str, "kind": image|points|data, "path": str (relative),
                                         "caption": str}
                                        a request's error reply is named "<reply>.error"
                            log         {"message": str}
                            param       {"key": str, "value": any}  (a live change took effect)
                            checkpoint  {"path": str (relative)}
-                           error       {"kind": nan|oom|crash|data|config|checkpoint, "message": str,
-                                        "hint": str}
+                           error       {"kind": nan|oom|crash|data|config|checkpoint|disk,
+                                        "message": str, "hint": str}
                            ddp         {"world_size": int, "max_param_diff": float}  (end of a DDP run:
                                         0.0 when every process holds the same weights)
                          A float that is NaN or infinite is written as the string "nan"/"inf".
@@ -37,9 +39,13 @@ constants below (:data:`EVENT_FIELDS`, :data:`STATES`, :data:`ERROR_KINDS`,
                          generate, translate, compare; its answers are artifacts named reply)
       samples/           artifacts, each written to a temp name and renamed:
                          <name>-<step:08d>.png (images) or .json (points, data); a request's
-                         answers carry its number: <name>-r<request>-<step:08d>.<ext>
+                         answers carry its number: <name>-r<request>-<step:08d>.<ext>.
+                         Every run has "model" (data): the network's layers, output shapes and
+                         parameter counts, from the first step of each engine process (its
+                         format: engine/model_summary.py)
       checkpoints/last.pt  model, optimiser, step, RNG; torch.save, loaded with weights_only=True
       engine.pid         pid of the engine process while it runs
+      engine.lock        held (fcntl.flock) by the engine for its whole life: one engine per run
       engine.log         the engine's stdout/stderr (tracebacks land here)
 
 A resumed run appends to the same files. Its first state event carries ``resumed_from``:
@@ -63,14 +69,15 @@ FORMAT_VERSION = 1
 TERMINAL_STATES = ("finished", "stopped", "failed")
 STATES = ("starting", "running", "paused", *TERMINAL_STATES)
 COMMANDS = ("pause", "resume", "step", "stop", "set", "sample", "checkpoint", "interact")
-ERROR_KINDS = ("nan", "oom", "crash", "data", "config", "checkpoint")
+ERROR_KINDS = ("nan", "oom", "crash", "data", "config", "checkpoint", "disk")
 SAMPLE_KINDS = ("image", "points", "data")
 # Each event type's payload fields: (required, optional). A metric's payload is any
 # "<split>/<name>" -> number.
 EVENT_FIELDS: dict[str, tuple[frozenset, frozenset] | None] = {
     "state": (frozenset({"state"}), frozenset({"device", "resumed_from"})),
     "metric": None,
-    "status": (frozenset({"epoch", "steps_per_s", "samples_per_s", "unit", "elapsed", "total_steps"}), frozenset()),
+    "status": (frozenset({"epoch", "steps_per_s", "samples_per_s", "unit", "elapsed", "total_steps"}),
+               frozenset({"ram_bytes", "gpu_bytes"})),
     "sample": (frozenset({"name", "kind", "path", "caption"}), frozenset()),
     "log": (frozenset({"message"}), frozenset()),
     "param": (frozenset({"key", "value"}), frozenset()),
@@ -150,11 +157,42 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # A full disk (or a kill between write and rename): never leave the partial file
+        # behind, or it keeps the disk full for the next attempt too.
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+
+
+_TEMP_FILE = re.compile(r"^\..+\.(?P<pid>\d+)\.tmp$")
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete the temporary files that writers which have since died left in ``folder``
+    (atomic_write_bytes names them .<name>.<pid>.tmp); returns what was removed."""
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = _TEMP_FILE.match(p.name)
+        if m and int(m["pid"]) != os.getpid() and not pid_alive(int(m["pid"])):
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -162,11 +200,14 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def _append_line(path: Path, obj: dict) -> None:
-    line = json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n"
+    _append_text(path, json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n")
+
+
+def _append_text(path: Path, text: str) -> None:
     # One write() call of a short line to a file opened with O_APPEND lands whole.
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line.encode())
+        os.write(fd, text.encode())
     finally:
         os.close(fd)
 
@@ -300,9 +341,70 @@ class RunDir:
         except (OSError, ValueError):
             return None
 
+    @property
+    def lock_path(self) -> Path:
+        return self.path / "engine.lock"
+
     def engine_alive(self) -> bool:
+        """True while an engine holds this run's lock (or, for a run from before the lock,
+        while the process in its pid file lives)."""
+        held = lock_held(self.lock_path)
+        if held is not None:
+            return held
         pid = self.engine_pid()
         return pid is not None and pid_alive(pid)
+
+    def artifact_path(self, rel: object) -> Path | None:
+        """The file an event names, or None when the name is not a relative path that stays
+        inside this run (``../``, an absolute path, a link that points out): the run
+        directory is untrusted input."""
+        if not isinstance(rel, str) or not rel or os.path.isabs(rel):
+            return None
+        try:
+            base = self.path.resolve()
+            target = (base / rel).resolve()
+        except (OSError, RuntimeError):
+            return None
+        return target if target.is_relative_to(base) and target != base else None
+
+
+def acquire_lock(path: Path) -> int | None:
+    """Take the exclusive lock on ``path`` for as long as the returned file descriptor stays
+    open (the process's life); None when another process holds it. Atomic: of two engines
+    started at the same moment, one gets it."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: the pid file is the only guard
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def lock_held(path: Path) -> bool | None:
+    """Whether some process holds the lock on ``path``; None when there is no lock file (or no
+    way to tell), so the caller falls back to the pid file."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def pid_alive(pid: int) -> bool:
@@ -358,11 +460,17 @@ class EventTail(JsonlTail):
     """A JsonlTail over an event log, yielding Events."""
 
     def read_new(self) -> Iterator[Event]:
+        """Events whose frame is well formed (a type, a whole-number step, a numeric time and
+        an object payload); anything else is skipped."""
         for obj in self.read_objects():
-            try:
-                yield Event(obj["type"], int(obj.get("step", 0)), float(obj.get("time", 0.0)), obj.get("payload", {}))
-            except (KeyError, TypeError, ValueError):
+            kind, step, when, payload = obj.get("type"), obj.get("step", 0), obj.get("time", 0.0), obj.get("payload", {})
+            if not isinstance(kind, str) or not isinstance(payload, dict):
                 continue
+            if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+                continue
+            if isinstance(when, bool) or not isinstance(when, (int, float)):
+                continue
+            yield Event(kind, step, float(when), payload)
 
 
 @dataclass
@@ -383,33 +491,53 @@ class History:
     last_log_time: float = 0.0
 
     def apply(self, ev: Event) -> None:
-        self.step = max(self.step, ev.step)
+        """Fold one event in. A field of the wrong type (a crafted or damaged log) is
+        skipped: only what the format documents is kept, in the types it documents."""
+        p = ev.payload
         if ev.type == "metric":
-            for k, v in ev.payload.items():
-                if isinstance(v, (int, float)):
+            for k, v in p.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
                     self.metrics.setdefault(k, []).append((ev.step, float(v)))
         elif ev.type == "state":
-            self.state = ev.payload.get("state", self.state)
-            self.device = ev.payload.get("device", self.device)
-            if "resumed_from" in ev.payload:
-                cut = int(ev.payload["resumed_from"])
+            if p.get("state") not in STATES:
+                return
+            self.state = p["state"]
+            if isinstance(p.get("device"), str):
+                self.device = p["device"]
+            cut = p.get("resumed_from")
+            if isinstance(cut, int) and not isinstance(cut, bool):
                 self.step = cut
                 for k, pts in self.metrics.items():
-                    self.metrics[k] = [p for p in pts if p[0] <= cut]
+                    self.metrics[k] = [pt for pt in pts if pt[0] <= cut]
+                return
         elif ev.type == "status":
-            self.status = ev.payload
+            self.status = {k: v for k, v in p.items()
+                           if (isinstance(v, (int, float)) and not isinstance(v, bool)) or (k == "unit" and isinstance(v, str))}
         elif ev.type == "sample":
-            name = ev.payload["name"]
-            self.samples[name] = ev.payload["path"]
+            name, path = p.get("name"), p.get("path")
+            if not (isinstance(name, str) and isinstance(path, str) and _safe_relative(path)):
+                return
+            self.samples[name] = path
             self.sample_steps[name] = ev.step
-            self.captions[name] = ev.payload.get("caption", "")
+            self.captions[name] = p.get("caption") if isinstance(p.get("caption"), str) else ""
         elif ev.type == "param":
-            self.params[ev.payload["key"]] = ev.payload["value"]
+            if not isinstance(p.get("key"), str) or "value" not in p:
+                return
+            self.params[p["key"]] = p["value"]
         elif ev.type == "error":
-            self.errors.append(ev.payload)
+            self.errors.append({k: str(p.get(k, "")) for k in ("kind", "message", "hint")})
         elif ev.type == "log":
-            self.logs.append(ev.payload.get("message", ""))
+            if not isinstance(p.get("message"), str):
+                return
+            self.logs.append(p["message"])
             self.last_log_time = ev.time
+        self.step = max(self.step, ev.step)
+
+
+def _safe_relative(path: str) -> bool:
+    """A path an event may name: relative, and never climbing out with "..". (Links that
+    point out are caught when the file is opened: :meth:`RunDir.artifact_path`.)"""
+    return not os.path.isabs(path) and ".." not in Path(path).parts
 
 
 def read_history(run: RunDir | str | Path) -> History:
@@ -423,13 +551,52 @@ def read_history(run: RunDir | str | Path) -> History:
 _RUN_NAME = re.compile(r"^\d{8}-\d{6}-")
 
 
-def list_runs(root: Path | None = None) -> list[RunDir]:
-    """Every run under the runs root, newest first."""
-    root = Path(root) if root else runs_root()
-    if not root.is_dir():
+def runs_index() -> Path:
+    """Runs created outside the runs root (``--run-dir``) are listed here, one path a line,
+    so `genstudio runs` finds them wherever they live."""
+    return genstudio_home() / "runs.index"
+
+
+def index_run(path: Path) -> None:
+    """Remember a run that lives outside the runs root."""
+    path = Path(path).absolute()
+    if path.parent == runs_root().absolute():
+        return
+    index = runs_index()
+    index.parent.mkdir(parents=True, exist_ok=True)
+    _append_text(index, str(path) + "\n")
+
+
+def _indexed_runs() -> list[Path]:
+    try:
+        lines = runs_index().read_text(errors="replace").splitlines()
+    except OSError:
         return []
-    runs = [RunDir(p) for p in root.iterdir() if p.is_dir() and (p / "config.json").exists()]
-    return sorted(runs, key=lambda r: r.config_path.stat().st_mtime, reverse=True)
+    return [Path(line) for line in lines if line.strip() and os.path.isabs(line.strip())]
+
+
+def list_runs(root: Path | None = None) -> list[RunDir]:
+    """Every run under the runs root (and, for the default root, every run indexed from
+    elsewhere that still exists), newest first."""
+    folders = []
+    base = Path(root) if root else runs_root()
+    if base.is_dir():
+        folders = [p for p in base.iterdir() if p.is_dir()]
+    if root is None:
+        folders += _indexed_runs()
+    seen, runs = set(), []
+    for p in folders:
+        try:
+            if not (p / "config.json").is_file():
+                continue
+            key = p.resolve()
+            mtime = (p / "config.json").stat().st_mtime
+        except OSError:
+            continue
+        if key not in seen:
+            seen.add(key)
+            runs.append((mtime, RunDir(p)))
+    return [rd for _, rd in sorted(runs, key=lambda pair: pair[0], reverse=True)]
 
 
 def resolve_run(ref: str, root: Path | None = None) -> RunDir:

@@ -7,6 +7,7 @@ on demand, checkpoints, resume, and turning NaNs, OOMs and crashes into events.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import signal
@@ -19,12 +20,14 @@ import torch
 from engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, set_rng_state
 from engine.registry import get_config_class, get_recipe
 from engine.schema import ConfigError, parse_value, specs
-from engine.device import configure, describe, resolve_device
+from engine.device import TooBigForMemory, configure, describe, resolve_device
 from engine.imaging import save_png
+from engine.model_summary import models_of, recording, summary_rows
 from engine.recipes import build_recipe
 from engine.recipes.base import Artifact, RunContext
 from engine.panes import error_reply
-from engine.rundir import JsonlTail, RunDir, artifact_file, atomic_write_bytes, atomic_write_json
+from engine.rundir import (JsonlTail, RunDir, acquire_lock, artifact_file, atomic_write_bytes, atomic_write_json,
+                           remove_stale_temps)
 
 METRICS_INTERVAL = 0.1  # seconds between metric events: at most ~10 a second
 COMMAND_INTERVAL = 0.02  # seconds between reads of the command log while training
@@ -36,6 +39,16 @@ SYNC_EVERY = 8  # under DDP: steps between command exchanges (rank 0 reads, ever
 
 class NonFiniteLoss(RuntimeError):
     pass
+
+
+class DiskFull(RuntimeError):
+    pass
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """A CPU allocation that failed (the GPU's has its own type, torch.OutOfMemoryError)."""
+    return isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and (
+        "can't allocate memory" in str(e) or "DefaultCPUAllocator" in str(e)))
 
 
 class Runner:
@@ -58,12 +71,15 @@ class Runner:
         self.stop_requested = False
         self.pending_steps = 0  # single steps requested while paused
         self.commands = JsonlTail(self.rd.commands_path, offset=commands_from)
-        self._acc: dict[str, torch.Tensor] = {}
+        self._acc: dict[str, torch.Tensor] = {}  # metrics summed since the last report (rank 0's view)
         self._acc_n = 0
+        self._local: dict[str, torch.Tensor] = {}  # under DDP: this process's sums since the last exchange
+        self._local_n = 0
         self._window = (time.monotonic(), 0)  # (time, step) at the last status
         fault = os.environ.get("GENSTUDIO_FAULT_NAN_AT")
         self.nan_at = int(fault) if fault else None
         self.serve = serve
+        self.saved_step: int | None = None  # the step of the newest checkpoint on disk
         self.steps_here = 0  # steps trained by this process (0 when it only serves views)
         # Under torchrun: this process's rank among world_size processes. Rank 0 reads the
         # commands, writes the events, views and checkpoints; every rank trains.
@@ -82,7 +98,18 @@ class Runner:
 
     # -- the whole run --
     def run(self) -> int:
+        lock = None
         if self.rank == 0:
+            # One engine per run: the lock is taken atomically and held until this process
+            # ends (the kernel lets go of it even after a kill -9).
+            lock = acquire_lock(self.rd.lock_path)
+            if lock is None:
+                print(f"genstudio engine: {self.rd.name} is already training in another process; "
+                      "this one exits without touching it", flush=True)
+                return 2
+            for folder in (self.rd.path, self.rd.samples_dir, self.rd.checkpoint_path.parent):
+                for stale in remove_stale_temps(folder):
+                    print(f"removed {stale.name}, left by a writer that died", flush=True)
             atomic_write_bytes(self.rd.pid_path, str(os.getpid()).encode())
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
@@ -96,6 +123,8 @@ class Runner:
                     self.rd.pid_path.unlink()
                 except OSError:
                     pass
+            if lock is not None:
+                os.close(lock)
 
     def _on_signal(self, signum, frame) -> None:
         # Under DDP torchrun signals every rank; rank 0 passes the stop on at the next
@@ -120,16 +149,27 @@ class Runner:
             self.log(f"DDP: {self.world_size} processes ({torch.distributed.get_backend()}); rank 0 reports")
         configure(self.device)
         seed = int(self.params.get("seed", 0))
-        torch.manual_seed(seed)
+        # Under DDP each process draws its own noise (rank 0's is the single-process stream);
+        # the models still start equal: DDP copies rank 0's weights to the others.
+        torch.manual_seed(seed + 7919 * self.rank)
         ctx = RunContext(device=self.device, log=self.log, rank=self.rank, world_size=self.world_size)
         try:
             self.recipe = build_recipe(self.recipe_name, self.params, ctx)
         except ConfigError as e:
             return self._fail("config", str(e), "fix the hyperparameter and start again")
+        except TooBigForMemory as e:
+            return self._fail("oom", str(e), "choose a smaller model (fewer layers, a smaller width) or a device "
+                              "with more memory")
         except (ValueError, OSError) as e:
             paths = [s.name for s in specs(get_config_class(self.recipe_name)) if s.path]
             where = " and ".join(paths) if paths else "the data settings"
             return self._fail("data", str(e), f"check {where}, then start a new run")
+        except Exception as e:  # a crash while building: still an event, never a silent death
+            traceback.print_exc()
+            if out_of_memory(e):
+                return self._fail("oom", f"the computer ran out of memory while building the model ({e})",
+                                  "lower batch_size or the model's size and restart")
+            return self._fail("crash", f"{type(e).__name__}: {e}", f"see {self.rd.log_path} for the traceback")
         self.batch_size = self.recipe.batch_size
         if self.device.type == "cpu" and self.recipe.cpu_threads:
             torch.set_num_threads(self.recipe.cpu_threads)
@@ -140,8 +180,10 @@ class Runner:
                 self._load(self.rd.checkpoint_path)
             except CheckpointError as e:
                 return self._fail("checkpoint", str(e), "start a new run; the damaged file was left untouched")
-            resumed_from = self.step
+            resumed_from = self.saved_step = self.step
             self.log(f"resumed from the checkpoint at step {self.step:,}")
+        if self.world_size > 1:
+            self._wrap_for_ddp()
         state = {"state": "running", "device": describe(self.device)}
         if resumed_from is not None:
             state["resumed_from"] = resumed_from
@@ -152,11 +194,17 @@ class Runner:
         except NonFiniteLoss as e:
             saved = (" The last checkpoint was saved before the loss went bad; the run can continue from it."
                      if self.rd.checkpoint_path.exists() else "")
-            return self._fail("nan", str(e), "lower the learning rate (lr) or beta and start again." + saved)
+            return self._fail("nan", str(e), self.recipe.nan_hint + saved)
         except torch.OutOfMemoryError:
             return self._fail("oom", "the device ran out of memory", "lower batch_size or width and restart")
+        except DiskFull as e:
+            return self._fail("disk", str(e), "free some space on that disk (df -h shows it); then the run can "
+                              "continue from its last checkpoint")
         except Exception as e:  # a crash in a recipe must still reach the UI as an event
             traceback.print_exc()
+            if out_of_memory(e):
+                return self._fail("oom", f"the computer ran out of memory ({e})",
+                                  "lower batch_size or the model's size and restart")
             return self._fail("crash", f"{type(e).__name__}: {e}", f"see {self.rd.log_path} for the traceback")
 
     def _loop(self) -> int:
@@ -169,10 +217,12 @@ class Runner:
             if self.world_size > 1:
                 if self.paused or self.step % SYNC_EVERY == 0:
                     self._sync_commands()  # every rank at the same steps, so they stay in step
+                    self._reduce_metrics()
             elif self.paused or tick - last_poll >= COMMAND_INTERVAL:
                 self._poll_commands()  # a file read: at a bounded rate, not every step
                 last_poll = tick
             if self.stop_requested:
+                self._reduce_metrics()
                 self._flush_metrics()
                 self._checkpoint()
                 self.emit("state", {"state": "stopped"})
@@ -184,13 +234,16 @@ class Runner:
                 tick = time.monotonic()
                 self._window = (tick, self.step)
                 continue
-            metrics = self.recipe.train_step()
+            metrics = self.recipe.train_step() if self.steps_here else self._first_step()
             self.step += 1
             self.steps_here += 1
             inject_nan_for_tests(self.nan_at, self.step, metrics)
-            for k, v in metrics.items():
-                self._acc[k] = self._acc[k] + v if k in self._acc else v.clone()
-            self._acc_n += 1
+            if self.world_size > 1:  # summed across the processes at the next exchange
+                self._add(self._local, metrics)
+                self._local_n += 1
+            else:
+                self._add(self._acc, metrics)
+                self._acc_n += 1
             now = time.monotonic()
             self.elapsed += now - tick
             tick = now
@@ -213,6 +266,7 @@ class Runner:
             if now - last_ckpt >= CHECKPOINT_INTERVAL:
                 self._checkpoint()
                 last_ckpt = time.monotonic()
+        self._reduce_metrics()
         self._flush_metrics()
         if self.world_size > 1:
             self._check_ranks_agree()
@@ -224,9 +278,19 @@ class Runner:
             self._serve_views()
         return 0
 
+    def _wrap_for_ddp(self) -> None:
+        """Wrap the recipe's training modules in DistributedDataParallel: constructing one
+        copies rank 0's weights to every process, and its backward() averages gradients."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        for name in self.recipe.ddp_modules:
+            self.recipe.wrapped[name] = DistributedDataParallel(getattr(self.recipe, name), device_ids=ids)
+
     def _check_ranks_agree(self) -> None:
         """DDP keeps every copy of the model identical; check it, and say so in the log."""
-        params = [p.detach().float() for p in self.recipe.model.parameters()]
+        params = [p.detach().float() for name in self.recipe.ddp_modules
+                  for p in getattr(self.recipe, name).parameters()]
         mine = torch.stack([torch.stack([p.sum(), p.square().sum()]) for p in params]).flatten()
         everyone = [torch.zeros_like(mine) for _ in range(self.world_size)]  # on the device: NCCL needs it
         torch.distributed.all_gather(everyone, mine)
@@ -309,6 +373,25 @@ class Runner:
         self.emit("param", {"key": key, "value": value})
 
     # -- reporting --
+    @staticmethod
+    def _add(acc: dict[str, torch.Tensor], metrics: dict[str, torch.Tensor]) -> None:
+        for k, v in metrics.items():
+            acc[k] = acc[k] + v if k in acc else v.clone()
+
+    def _reduce_metrics(self) -> None:
+        """Under DDP, at a step every process reaches: add every process's metric sums into
+        rank 0's, so the curves show the mean over all of them. One all-reduce of a few
+        numbers; the counts are equal (the processes step in lockstep), so all take part."""
+        if self.world_size == 1 or not self._local_n:
+            return
+        names = sorted(self._local)
+        sums = torch.stack([self._local[k].float() for k in names])
+        torch.distributed.all_reduce(sums)  # on the device: NCCL needs it
+        if self.rank == 0:
+            self._add(self._acc, dict(zip(names, sums / self.world_size)))
+            self._acc_n += self._local_n
+        self._local, self._local_n = {}, 0
+
     def _flush_metrics(self) -> None:
         if not self._acc_n:
             return
@@ -327,13 +410,25 @@ class Runner:
         self._window = (now, self.step)
         self.emit("status", {
             # None when the data is fresh every step (no epochs): the 2-D shapes, say.
-            "epoch": self.step * self.batch_size / self.recipe.train_size if self.recipe.train_size else None,
+            "epoch": self.step * self.batch_size * self.world_size / self.recipe.train_size if self.recipe.train_size else None,
             "steps_per_s": rate,
-            "samples_per_s": rate * self.batch_size,
+            "samples_per_s": rate * self.batch_size * self.world_size,  # every process's batches
             "unit": self.recipe.unit,
             "elapsed": self.elapsed,
             "total_steps": self.total_steps,
+            **memory_in_use(self.device),
         })
+
+    def _first_step(self) -> dict:
+        """This process's first training step, with the model summary recorded on the way
+        (forward hooks that only read shapes): rank 0 writes it as the "model" view."""
+        models = models_of(self.recipe)
+        with recording(models) as shapes:
+            metrics = self.recipe.train_step()
+        if models and self.rank == 0:
+            self._write_artifacts([Artifact("model", "data", summary_rows(models, shapes),
+                                            "the network that trains: its layers, output shapes and parameters")])
+        return metrics
 
     def _views(self) -> None:
         if self.rank > 0:
@@ -373,10 +468,17 @@ class Runner:
     def _write_artifacts(self, artifacts, request: int | None = None) -> None:
         for art in artifacts:
             rel = artifact_file(art.name, self.step, art.kind, request)
-            if art.kind == "image":
-                save_png(art.data, self.rd.path / rel)
-            else:
-                atomic_write_json(self.rd.path / rel, art.data)
+            try:
+                if art.kind == "image":
+                    save_png(art.data, self.rd.path / rel)
+                else:
+                    atomic_write_json(self.rd.path / rel, art.data)
+            except OSError as e:
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                good = f"step {self.saved_step:,}" if self.saved_step is not None else "none yet"
+                raise DiskFull(f"disk full while writing the view {art.name!r} at step {self.step:,} (the last "
+                               f"checkpoint: {good})") from None
             self.emit("sample", {"name": art.name, "kind": art.kind, "path": rel, "caption": art.caption})
 
     # -- checkpoints --
@@ -384,8 +486,17 @@ class Runner:
         self._flush_metrics()  # raises on a NaN first, so a bad model is never saved
         if self.rank > 0:
             return
-        save_checkpoint(self.rd.checkpoint_path, recipe=self.recipe_name, params=self.params,
-                        step=self.step, elapsed=self.elapsed, state=self.recipe.state_dict())
+        try:
+            save_checkpoint(self.rd.checkpoint_path, recipe=self.recipe_name, params=self.params,
+                            step=self.step, elapsed=self.elapsed, state=self.recipe.state_dict())
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            good = (f"the last good one is step {self.saved_step:,}" if self.saved_step is not None
+                    else "there is no earlier one")
+            raise DiskFull(f"disk full while saving the checkpoint at step {self.step:,}: freed the partial file; "
+                           f"{good}") from None
+        self.saved_step = self.step
         self.emit("checkpoint", {"path": "checkpoints/last.pt"})
 
     def _load(self, path: Path) -> None:
@@ -405,6 +516,22 @@ class Runner:
         self.emit("error", {"kind": kind, "message": message, "hint": hint})
         self.emit("state", {"state": "failed"})
         return 1
+
+
+def memory_in_use(device: torch.device) -> dict[str, float]:
+    """What the run holds in memory, in bytes: the process's resident memory (RAM), and on
+    CUDA the tensors allocated on the GPU."""
+    out = {}
+    try:
+        with open("/proc/self/statm") as f:
+            out["ram_bytes"] = float(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        out["ram_bytes"] = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # the peak, in KiB
+    if device.type == "cuda":
+        out["gpu_bytes"] = float(torch.cuda.memory_allocated(device))
+    return out
 
 
 def inject_nan_for_tests(at: int | None, step: int, metrics: dict) -> None:

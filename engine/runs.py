@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from engine.registry import get_recipe
-from engine.rundir import TERMINAL_STATES, History, RunDir, RunDirError, list_runs, new_run_dir, read_history
+from engine.rundir import (TERMINAL_STATES, History, RunDir, RunDirError, index_run, list_runs, new_run_dir,
+                           read_history, resolve_run)
 from engine.schema import ConfigError, parse_assignments, specs, validate
 
 CONTINUABLE = ("stopped", "interrupted", "failed")  # states a run can continue from its checkpoint
@@ -69,13 +70,48 @@ def create_run(recipe: str, sets: list[str] | dict, steps: int | None = None, de
             raise RunError(f"--run-dir {path} exists and is not empty; pick a new folder")
         try:
             path.mkdir(parents=True, exist_ok=True)
+            probe = path / ".genstudio-write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
         except OSError as e:
-            raise RunError(f"--run-dir {path}: cannot create it ({e.strerror or e})") from None
+            raise RunError(f"--run-dir {path}: cannot create it or write there ({e.strerror or e})") from None
     else:
         path = new_run_dir(recipe)
     rd = RunDir(path)
     rd.write_config(recipe, asdict(cfg), device=device, lesson=lesson, nproc=nproc)
+    index_run(rd.path)  # findable by `genstudio runs` wherever it lives
     return rd
+
+
+def run_ref(rd: RunDir) -> str:
+    """How to name ``rd`` on a command line so that it works from any folder: its name when
+    that resolves to it, else its absolute path."""
+    try:
+        if resolve_run(rd.name).path.resolve() == rd.path.resolve():
+            return rd.name
+    except (RunDirError, OSError):
+        pass
+    return str(rd.path.absolute())
+
+
+def train_command(cfg: dict) -> str:
+    """The `genstudio train` command that starts a new run with a run's settings (those that
+    differ from the defaults), for advice like "start a new run with ..."."""
+    recipe = cfg.get("recipe", "?")
+    try:
+        entry = get_recipe(recipe)
+    except ConfigError:
+        return f"genstudio train {recipe}"
+    params = cfg.get("params") if isinstance(cfg.get("params"), dict) else {}
+    parts = [f"genstudio train {recipe}"]
+    if isinstance(params.get("steps"), int):
+        parts.append(f"--steps {params['steps']}")
+    for spec in specs(entry.config):
+        value = params.get(spec.name, spec.default)
+        if spec.name not in ("steps",) and value != spec.default:
+            text = str(value)
+            parts.append(f"--set {spec.name}={text if text and ' ' not in text else repr(text)}")
+    return " ".join(parts)
 
 
 def run_state(rd: RunDir, hist: History, alive: bool | None = None) -> str:

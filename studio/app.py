@@ -11,6 +11,7 @@ from studio.commands import ScreenActions
 from studio.graphics import detect_mode_with_reason
 from studio.screens.catalog import CatalogScreen
 from studio.screens.lesson import LessonScreen
+from studio.screens.review import ReviewScreen
 from studio.screens.runs import RunsScreen
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
@@ -38,11 +39,13 @@ class GenStudioApp(App):
     TITLE = "GenStudio"
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
 
-    def __init__(self, graphics: str = "auto", lesson: str | None = None, attach: str | None = None) -> None:
+    def __init__(self, graphics: str = "auto", lesson: str | None = None, attach: str | None = None,
+                 review: bool = False) -> None:
         super().__init__()
         self.graphics_mode, self.graphics_reason = detect_mode_with_reason(graphics)
         self._lesson = lesson
         self._attach_to = attach
+        self._review = review  # open on the Review screen (`genstudio review`)
 
     def on_mount(self) -> None:
         self.push_screen(CatalogScreen())
@@ -58,6 +61,8 @@ class GenStudioApp(App):
                 self.open_lesson(lesson, attach=self._attach_to)
         elif self._lesson:
             self.open_lesson(self._lesson)
+        elif self._review:
+            self.push_screen(ReviewScreen())
         self.call_after_refresh(self._check_size)
 
     def open_lesson(self, lesson_id: str, attach: str | None = None, resume: bool = False) -> Screen:
@@ -70,14 +75,16 @@ class GenStudioApp(App):
             self.push_screen(RunsScreen())
 
     def on_resize(self, event) -> None:
-        self._check_size()
+        # The event's size: self.size can still be the old one while the resize is handled.
+        self._check_size(event.size)
 
-    def _check_size(self) -> None:
-        small = self.size.width < MIN_WIDTH or self.size.height < MIN_HEIGHT
+    def _check_size(self, size=None) -> None:
+        size = size or self.size
+        small = size.width < MIN_WIDTH or size.height < MIN_HEIGHT
         top = self.screen
         if small and not isinstance(top, TooSmall):
             self.push_screen(TooSmall())
         elif small:
-            top.show(self.size)
+            top.show(size)
         elif isinstance(top, TooSmall):
             self.pop_screen()

@@ -23,12 +23,23 @@ SERVE_S = 600.0  # an engine the studio starts answers the views this long after
 
 def downsample(points: list[tuple[int, float]], limit: int = MAX_POINTS) -> tuple[list[int], list[float]]:
     """Keep at most ``limit`` points: means over equal buckets, so spikes still show a
-    little and the last point is always current."""
+    little, and the newest point exactly as reported (the legend shows its value)."""
     if len(points) > limit:
         size = len(points) / limit
         buckets = [points[int(i * size): int((i + 1) * size)] for i in range(limit)]
-        points = [(b[-1][0], sum(v for _, v in b) / len(b)) for b in buckets if b]
+        points = [(b[-1][0], sum(v for _, v in b) / len(b)) for b in buckets if b][:-1] + [points[-1]]
     return [p[0] for p in points], [p[1] for p in points]
+
+
+def confined(rd: RunDir, samples: dict[str, str]) -> dict[str, str]:
+    """The artifacts whose files lie inside the run directory, by absolute path; a name that
+    points elsewhere (``../``, a link out) is dropped, never read."""
+    out = {}
+    for name, rel in samples.items():
+        path = rd.artifact_path(rel)
+        if path is not None:
+            out[name] = str(path)
+    return out
 
 
 class Bridge:
@@ -90,7 +101,7 @@ class Bridge:
                     run_dir=str(rd.path), state=run_state(rd, hist, alive), device=hist.device, step=hist.step,
                     total_steps=total, status=dict(hist.status),
                     series={k: downsample(v) for k, v in hist.metrics.items()},
-                    samples={k: str(rd.path / v) for k, v in hist.samples.items()}, captions=dict(hist.captions),
+                    samples=confined(rd, hist.samples), captions=dict(hist.captions),
                     errors=list(hist.errors), logs=hist.logs[-5:], last_log_time=hist.last_log_time, params=dict(hist.params),
                     has_checkpoint=rd.checkpoint_path.exists(), version=version, sample_versions=dict(sample_versions),
                     sample_steps=dict(hist.sample_steps),

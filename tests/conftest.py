@@ -64,3 +64,29 @@ def wait_for_history(rd, predicate, timeout: float = 90.0):
         time.sleep(0.02)
     log = rd.log_path.read_text() if rd.log_path.exists() else "(no engine log)"
     raise AssertionError(f"timed out waiting for the run; engine log:\n{log}")
+
+
+def stop_part_way(rd, after: int = 3, timeout: float = 60.0) -> int:
+    """Train ``rd`` in this process and ask it to stop once it has done ``after`` steps; the
+    step it stopped at. An exact-resume test then continues it with
+    ``Runner(rd.path, commands_from=rd.commands_path.stat().st_size).run()`` and compares
+    it with a run never stopped."""
+    import threading
+    import time
+
+    from engine.rundir import read_history
+    from engine.runner import Runner
+
+    def stop():
+        deadline = time.monotonic() + timeout
+        while read_history(rd).step < after and time.monotonic() < deadline:
+            time.sleep(0.01)
+        rd.send("stop")
+
+    thread = threading.Thread(target=stop)
+    thread.start()
+    code = Runner(rd.path).run()
+    thread.join(timeout=10)
+    hist = read_history(rd)
+    assert code == 0 and hist.state == "stopped", (code, hist.state)
+    return hist.step

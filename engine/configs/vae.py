@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
+from engine.data.sources import IMAGE_SOURCES, SOURCE_HELP
 from engine.panes import Curves, ImagePane, PointsPane, Tab
 from engine.schema import param
 
 
 @dataclass
 class VAEConfig:
+    distributed: ClassVar[bool] = True  # trains on several processes: genstudio train vae --nproc N
+
     latent_dim: int = param(4, "size of the latent code z (2 draws the latent map directly)", low=1, high=64)
     beta: float = param(1.0, "weight of the KL term: >1 smoother latent space, <1 sharper reconstructions", low=0.0, high=20.0)
     lr: float = param(2e-3, "Adam learning rate (applies live)", low=1e-5, high=1e-1, live=True, log=True)
@@ -17,11 +21,11 @@ class VAEConfig:
     width: int = param(32, "channels of the first conv layer; the encoder doubles it once", low=4, high=256)
     steps: int = param(2500, "training steps before the run finishes", low=1, high=10_000_000)
     seed: int = param(0, "random seed for data, initial weights and sampling", low=0, high=2**31 - 1)
-    dataset: str = param("digits", "digits (embedded), mnist or fashion-mnist (local copy), folder (your images)",
-                         choices=("digits", "mnist", "fashion-mnist", "folder"))
+    dataset: str = param("digits", SOURCE_HELP, choices=IMAGE_SOURCES)
     data_path: str = param("", "folder holding MNIST files, or a folder of images, when dataset needs one",
                            path="dir")
-    train_size: int = param(20000, "embedded digits generated for training (validation adds 2,000)", low=256, high=200_000)
+    train_size: int = param(20000, "embedded digits or faces generated for training (validation adds 2,000)",
+                            low=256, high=200_000)
 
 
 GRID = (30, 2)  # the recipe's image grids: 28-pixel digits with 2 pixels of padding

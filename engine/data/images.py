@@ -8,11 +8,14 @@ treat them alike (divide by 255 for floats in [0, 1]).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+
+from engine.data.sources import DIGIT_SOURCES, IMAGE_SOURCES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
@@ -138,3 +141,99 @@ def load_image_folder(path: str, size: int = 28, channels: int = 1, limit: int |
     if not out:
         raise DataError(f"none of the {skipped} image file(s) in {folder} could be read")
     return torch.from_numpy(np.stack(out))  # (N, C, size, size)
+
+
+# -- one vocabulary for every image recipe --
+
+MIN_IMAGES = 20
+
+
+@dataclass
+class ImageData:
+    """Images as uint8 (N, C, S, S) at the size and channels the model asked for."""
+
+    train: torch.Tensor
+    val: torch.Tensor
+    train_labels: torch.Tensor | None  # digit classes (digits and MNIST-style sources), else None
+    val_labels: torch.Tensor | None
+    digits: bool  # True when the digit classifier's scores apply
+
+
+def fit_images(x: torch.Tensor, size: int, channels: int) -> torch.Tensor:
+    """uint8 (N, C, H, H) -> (N, channels, size, size): grey becomes RGB by copying it, RGB
+    becomes grey by luminance; a few pixels short are padded with black (digits keep their
+    strokes crisp: 28 -> 32 pads 2 on each side), anything else is resized (antialiased)."""
+    if x.shape[1] != channels:
+        if channels == 3:
+            x = x.expand(-1, 3, -1, -1)
+        else:  # ITU-R BT.601 luma
+            w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            x = (x.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    side = x.shape[-1]
+    if side == size:
+        return x.contiguous()
+    if size > side and size - side <= 4:
+        lo = (size - side) // 2
+        return torch.nn.functional.pad(x, (lo, size - side - lo, lo, size - side - lo)).contiguous()
+    y = torch.nn.functional.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True,
+                                        align_corners=False)
+    return y.round().clamp(0, 255).to(torch.uint8).contiguous()
+
+
+def load_image_source(dataset: str, data_path: str, size: int, channels: int, train_size: int, val_size: int,
+                      seed: int, log: Callable[[str], None] = lambda m: None, model: str = "this model") -> ImageData:
+    """Images from any source of IMAGE_SOURCES, with the same errors for every recipe.
+
+    Embedded digits and faces are generated (train_size + val_size, cached); MNIST-style
+    sources use the whole local training split and the first val_size test images; a
+    folder gives one image in ten (at most val_size) to validation."""
+    if dataset not in IMAGE_SOURCES:
+        raise DataError(f"unknown dataset {dataset!r}: expected one of {', '.join(IMAGE_SOURCES)}")
+    if dataset in ("digits", "faces"):
+        n = train_size + val_size
+        if dataset == "digits":
+            from engine.data.digits import load_digits
+
+            log(f"generating {n:,} embedded digits (seed {seed}; cached after the first time)")
+            x, y = load_digits(n, seed)
+            x = x.unsqueeze(1)
+        else:
+            from engine.data.faces import load_faces
+
+            native = 64 if size > 32 else 32
+            log(f"drawing {n:,} cartoon faces at {native}x{native} (seed {seed}; cached after the first time)")
+            x, _ = load_faces(n, seed, native)
+            y = None
+        x = fit_images(x, size, channels)
+        return ImageData(x[val_size:], x[:val_size], None if y is None else y[val_size:],
+                         None if y is None else y[:val_size], dataset == "digits")
+    if dataset in ("mnist", "fashion-mnist"):
+        if not data_path:
+            raise DataError(f"dataset={dataset} needs data_path=FOLDER holding a local copy (GenStudio never downloads)")
+        xt, yt = load_torchvision_mnist(dataset, data_path, train=True)
+        xv, yv = load_torchvision_mnist(dataset, data_path, train=False)
+        return ImageData(fit_images(xt.unsqueeze(1), size, channels), fit_images(xv[:val_size].unsqueeze(1), size, channels),
+                         yt, yv[:val_size], dataset in DIGIT_SOURCES)
+    if not data_path:
+        raise DataError("dataset=folder needs data_path=FOLDER with your images")
+    x = load_image_folder(data_path, size=size, channels=channels, log=log)
+    if len(x) < MIN_IMAGES:
+        raise DataError(f"{data_path} holds only {len(x)} readable images; {model} needs at least {MIN_IMAGES} "
+                        f"(hundreds work better)")
+    n_val = max(4, min(val_size, len(x) // 10)) if val_size else 0  # none when the caller holds out none (a GAN)
+    return ImageData(x[n_val:], x[:n_val], None, None, False)
+
+
+def as_digits(images: torch.Tensor) -> torch.Tensor:
+    """Generated images in [0, 1], (N, C, S, S), as the digit classifier reads them:
+    (N, 1, 28, 28) grey (a padded 32 is cropped back, anything else resized)."""
+    x = images.float()
+    if x.shape[1] == 3:
+        x = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    side = x.shape[-1]
+    if side == 28:
+        return x
+    if 28 < side <= 32:
+        lo = (side - 28) // 2
+        return x[..., lo:lo + 28, lo:lo + 28]
+    return torch.nn.functional.interpolate(x, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)

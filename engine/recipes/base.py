@@ -3,8 +3,9 @@ checkpoints and events; a recipe owns the model, the data, one training step and
 
 from __future__ import annotations
 
+import contextlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterator
 
 import torch
@@ -40,10 +41,35 @@ class Recipe:
     cpu_threads: int | None = None  # tiny models run faster on one CPU thread than on many
     view_interval: float = 3.0  # seconds between refreshes of the views, at the least
     unit: str = "samples"  # what batch_size counts, for the speed shown (GPT: tokens)
+    wrapped: dict = field(default_factory=dict)  # name -> its DistributedDataParallel wrapper (torchrun)
 
     checkpointed: ClassVar[tuple[str, ...]] = ()
     """Attributes the default state_dict() saves under their own names: modules and
     optimisers (their state_dict) and torch.Generators (their random state)."""
+    nan_hint: ClassVar[str] = "lower the learning rate (lr) or beta and start again."
+    """What the learner should try when the loss becomes NaN or infinite (the runner says it)."""
+
+    ddp_modules: ClassVar[tuple[str, ...]] = ()
+    """The modules that train. Under torchrun (``--nproc N``) the runner wraps each in
+    DistributedDataParallel, which averages their gradients across the processes during
+    backward(); train_step calls them through :meth:`train_module`. Views and evaluation use
+    the plain modules (on rank 0 alone: a wrapper's forward would wait for the others)."""
+
+    def train_module(self, name: str) -> torch.nn.Module:
+        """The module called ``name`` as train_step should call it: its DDP wrapper under
+        torchrun, the module itself otherwise."""
+        return self.wrapped.get(name) or getattr(self, name)
+
+    def no_sync(self, name: str):
+        """Accumulate ``name``'s gradients locally for one backward: the next backward then
+        averages the sum across processes (two forwards, one optimiser step)."""
+        wrapper = self.wrapped.get(name)
+        return wrapper.no_sync() if wrapper is not None else contextlib.nullcontext()
+
+    def data_seed(self, offset: int) -> int:
+        """A seed for this process's data stream: under DDP every process draws its own
+        batches (rank 0's stream is the single-process one, so a run is reproducible)."""
+        return int(self.cfg.seed) + offset + 7919 * self.ctx.rank
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """One optimisation step; returns detached scalar tensors (no .item(): the runner

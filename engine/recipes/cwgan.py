@@ -9,7 +9,7 @@ import torch
 
 from engine.configs.cwgan import DIRECTIONS, CWGANConfig
 from engine.data.faces import ATTRIBUTE_VALUES, FACE_ATTRIBUTES, HAIR_COLOURS, random_attributes
-from engine.device import autocast
+from engine.device import autocast, fast_path
 from engine.imaging import make_grid
 from engine.models.cwgan import Critic, CWGANArgs, Generator, encode_labels, gradient_penalty
 from engine.recipes.base import Artifact, Recipe, RunContext
@@ -50,12 +50,12 @@ class CWGANRecipe(Recipe):
         dev = ctx.device
         a = CWGANArgs(size=cfg.size, noise_dim=cfg.noise_dim, width=cfg.width)
         self.G, self.D = Generator(a).to(dev), Critic(a).to(dev)
-        if dev.type == "cuda":
+        if fast_path(dev):
             self.G = self.G.to(memory_format=torch.channels_last)
             self.D = self.D.to(memory_format=torch.channels_last)
         # Adam with little momentum (beta1 = 0), as the WGAN-GP authors used: the critic's
         # target moves with the generator, and stale momentum overshoots it.
-        fused = dev.type == "cuda"
+        fused = fast_path(dev)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(0.0, 0.9), fused=fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(0.0, 0.9), fused=fused)
         self.data_gen = torch.Generator().manual_seed(cfg.seed + 2)  # batches; checkpointed
@@ -84,7 +84,7 @@ class CWGANRecipe(Recipe):
         """A random batch of training faces in [-1, 1] and their label vectors c."""
         idx = self._batch_index()
         x = self.images[idx].float().div(127.5).sub(1.0)  # (B, 3, S, S)
-        if self.ctx.device.type == "cuda":
+        if fast_path(self.ctx.device):
             x = x.contiguous(memory_format=torch.channels_last)
         return x, self._batch_labels(idx)
 

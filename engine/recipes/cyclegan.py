@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from engine.configs.cyclegan import CycleGANConfig
 from engine.data.faces import HAIR_COLOURS, faces_with
-from engine.device import autocast
+from engine.device import autocast, fast_path
 from engine.imaging import make_grid
 from engine.models.cyclegan import CycleGANArgs, Discriminator, Generator
 from engine.recipes.base import Artifact, Recipe, RunContext
@@ -58,15 +58,15 @@ class CycleGANRecipe(Recipe):
         a = CycleGANArgs(width=cfg.width, res_blocks=cfg.res_blocks)
         self.G_AB, self.G_BA = Generator(a).to(dev), Generator(a).to(dev)
         self.D_A, self.D_B = Discriminator(a).to(dev), Discriminator(a).to(dev)
-        if dev.type == "cuda":
+        if fast_path(dev):
             for net in self.nets():
                 net.to(memory_format=torch.channels_last)
         # One optimiser for both generators (their losses are added into one), one for both
         # discriminators. beta1 = 0.5, as in the CycleGAN paper: less momentum for a game.
         gen = itertools.chain(self.G_AB.parameters(), self.G_BA.parameters())
         disc = itertools.chain(self.D_A.parameters(), self.D_B.parameters())
-        self.opt_g = torch.optim.Adam(gen, lr=cfg.lr, betas=(0.5, 0.999), fused=dev.type == "cuda")
-        self.opt_d = torch.optim.Adam(disc, lr=cfg.lr, betas=(0.5, 0.999), fused=dev.type == "cuda")
+        self.opt_g = torch.optim.Adam(gen, lr=cfg.lr, betas=(0.5, 0.999), fused=fast_path(dev))
+        self.opt_d = torch.optim.Adam(disc, lr=cfg.lr, betas=(0.5, 0.999), fused=fast_path(dev))
         self.steps_done = 0  # drives the learning-rate decay; checkpointed
         # The data sampler has its own generator so its state can be checkpointed.
         self.data_gen = torch.Generator().manual_seed(cfg.seed + 2)
@@ -129,7 +129,7 @@ class CycleGANRecipe(Recipe):
         idx_a = torch.randint(0, self.train_size, (B,), generator=self.data_gen).to(dev)
         idx_b = torch.randint(0, self.train_size, (B,), generator=self.data_gen).to(dev)
         real_a, real_b = self.x_a[idx_a], self.x_b[idx_b]  # (B, 3, S, S) each, unrelated faces
-        if dev.type == "cuda":
+        if fast_path(dev):
             real_a = real_a.contiguous(memory_format=torch.channels_last)
             real_b = real_b.contiguous(memory_format=torch.channels_last)
         for net in self.nets():

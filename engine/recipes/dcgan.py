@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from engine.configs.dcgan import DCGANConfig
-from engine.device import autocast
+from engine.data.images import as_digits, load_image_source
+from engine.data.sources import DIGIT_SOURCES
+from engine.device import autocast, fast_path
 from engine.imaging import make_grid
 from engine.metrics.diversity import near_duplicate_rate
 from engine.models.dcgan import DCGANArgs, Discriminator, Generator, slerp
@@ -16,31 +18,17 @@ from engine.recipes.base import Artifact, Recipe, RunContext
 
 N_SAMPLES = 256  # fixed noise vectors scored every evaluation; the first 64 are shown
 N_WALKS, WALK_STEPS = 4, 10  # rows of the interpolation view, and images per row
-MIN_FOLDER_IMAGES = 20
-FOLDER_SIZE = 64  # folder images are centre-cropped and resized to 64x64 RGB
 
 
-def load_images(cfg: DCGANConfig, log) -> torch.Tensor:
-    """Training images, uint8 (N, C, S, S): digits (N, 1, 28, 28) or a folder (N, 3, 64, 64)."""
-    if cfg.dataset == "digits":
-        from engine.data.digits import load_digits
-
-        log(f"generating {cfg.train_size:,} embedded digits (seed {cfg.seed}; cached after the first time)")
-        x, _ = load_digits(cfg.train_size, cfg.seed)
-        return x.unsqueeze(1)
-    from engine.data.images import DataError, load_image_folder
-
-    if not cfg.data_path:
-        raise DataError("dataset=folder needs data_path=FOLDER with your images")
-    x = load_image_folder(cfg.data_path, size=FOLDER_SIZE, channels=3, log=log)
-    if len(x) < MIN_FOLDER_IMAGES:
-        raise DataError(f"{cfg.data_path} holds only {len(x)} readable images; "
-                        f"a GAN needs at least {MIN_FOLDER_IMAGES} (hundreds work better)")
-    return x
+def canvas(dataset: str) -> tuple[int, int]:
+    """(side, channels) the networks are built for: 28x28 grey for digit-like sources,
+    64x64 colour for the embedded faces and for folders of pictures."""
+    return (28, 1) if dataset in ("digits", "mnist", "fashion-mnist") else (64, 3)
 
 
 class DCGANRecipe(Recipe):
     checkpointed = ("G", "D", "opt_g", "opt_d", "data_gen")  # saved by Recipe.state_dict
+    ddp_modules = ("G", "D")  # trained by every process under torchrun (--nproc N)
 
     def __init__(self, ctx: RunContext, cfg: DCGANConfig):
         # All CPU threads (torch's default). Measured on an idle 2-core machine, a step of the
@@ -49,16 +37,16 @@ class DCGANRecipe(Recipe):
         # several times longer: the steps/s on the status line then show it.
         super().__init__(ctx=ctx, cfg=cfg, batch_size=cfg.batch_size)
         dev = ctx.device
-        digits = cfg.dataset == "digits"
-        self.args = DCGANArgs(noise_dim=cfg.noise_dim, width=cfg.width, channels=1 if digits else 3,
-                              image_size=28 if digits else FOLDER_SIZE)
+        size, channels = canvas(cfg.dataset)
+        self.digits = cfg.dataset in DIGIT_SOURCES  # the digit classifier judges the samples
+        self.args = DCGANArgs(noise_dim=cfg.noise_dim, width=cfg.width, channels=channels, image_size=size)
         self.G, self.D = Generator(self.args).to(dev), Discriminator(self.args).to(dev)
-        if dev.type == "cuda":
+        if fast_path(dev):
             self.G = self.G.to(memory_format=torch.channels_last)
             self.D = self.D.to(memory_format=torch.channels_last)
         # Adam with beta1 = 0.5 (the DCGAN paper's choice): less momentum keeps the two
         # players from overshooting each other.
-        fused = dev.type == "cuda"
+        fused = fast_path(dev)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999), fused=fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999), fused=fused)
         # Fixed noise, drawn once from its own generator: the same 256 samples are drawn at
@@ -66,13 +54,14 @@ class DCGANRecipe(Recipe):
         g = torch.Generator().manual_seed(cfg.seed + 1)
         self.fixed_z = torch.randn(N_SAMPLES, cfg.noise_dim, generator=g).to(dev)
         # The data sampler has its own generator so its state can be checkpointed.
-        self.data_gen = torch.Generator().manual_seed(cfg.seed + 2)
+        self.data_gen = torch.Generator().manual_seed(self.data_seed(2))
         self.classifier = None
         if ctx.need_data:
-            x = load_images(cfg, ctx.log)
+            x = load_image_source(cfg.dataset, cfg.data_path, size, channels, cfg.train_size, 0, cfg.seed, ctx.log,
+                                  model="a GAN").train
             # The whole dataset lives on the device, scaled to [-1, 1] like G's tanh output.
             self.x_train = x.to(dev).float() / 127.5 - 1.0
-            if dev.type == "cuda":
+            if fast_path(dev):
                 self.x_train = self.x_train.contiguous(memory_format=torch.channels_last)
             self.train_size = len(self.x_train)
 
@@ -80,14 +69,21 @@ class DCGANRecipe(Recipe):
     def _step_discriminator(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """Maximise log D(x) + log(1 - D(G(z))): binary cross-entropy with real = 1, fake = 0.
         Real and generated images go through D as separate batches, so each batch-norm
-        layer normalises one kind at a time (the DCGAN practice)."""
-        with autocast(self.ctx.device):
-            logit_real, logit_fake = self.D(real).float(), self.D(fake.detach()).float()  # (B,), (B,)
-        loss = (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
-                + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
+        layer normalises one kind at a time (the DCGAN practice): two backward passes, the
+        first kept local, the second averaging the summed gradients across DDP processes."""
+        D = self.train_module("D")
         self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
+        with self.no_sync("D"):
+            with autocast(self.ctx.device):
+                logit_real = D(real).float()  # (B,)
+            loss_real = F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
+            loss_real.backward()
+        with autocast(self.ctx.device):
+            logit_fake = D(fake.detach()).float()  # (B,)
+        loss_fake = F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
+        loss_fake.backward()
         self.opt_d.step()
+        loss = loss_real.detach() + loss_fake.detach()
         return {"train/loss_d": loss.detach(), "train/d_real": torch.sigmoid(logit_real).mean().detach(),
                 "train/d_fake": torch.sigmoid(logit_fake).mean().detach()}
 
@@ -96,7 +92,7 @@ class DCGANRecipe(Recipe):
         by the discriminator just updated. The same fakes as D's step: G's forward pass is
         reused, and only its backward pass is new."""
         with autocast(self.ctx.device):
-            logit = self.D(fake).float()  # (B,)
+            logit = self.train_module("D")(fake).float()  # (B,)
         loss = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
@@ -111,7 +107,7 @@ class DCGANRecipe(Recipe):
         self.G.train()
         self.D.train()
         with autocast(dev):
-            fake = self.G(z)  # (B, C, S, S)
+            fake = self.train_module("G")(z)  # (B, C, S, S)
         metrics = self._step_discriminator(real, fake)
         metrics.update(self._step_generator(fake))
         return metrics
@@ -144,7 +140,7 @@ class DCGANRecipe(Recipe):
     def evaluate(self) -> dict[str, float]:
         images = self.generate(self.fixed_z)  # (256, C, S, S)
         metrics = {"quality/near_duplicates": near_duplicate_rate(images)}
-        if self.cfg.dataset != "digits":
+        if not self.digits:
             return metrics  # the digit classifier only judges digits
         if self.classifier is None:
             from engine.metrics.digit_classifier import get_digit_classifier
@@ -152,7 +148,7 @@ class DCGANRecipe(Recipe):
             self.classifier = get_digit_classifier(self.ctx.device, log=self.ctx.log)
         from engine.metrics.digit_classifier import score_digits
 
-        scores = score_digits(self.classifier, images)
+        scores = score_digits(self.classifier, as_digits(images))
         metrics["quality/recognisability"] = scores["recognisability"]
         metrics["quality/coverage"] = scores["coverage"]
         return metrics

@@ -18,7 +18,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engine.configs.diffusion import SAMPLER_STEPS, DiffusionConfig
-from engine.device import autocast
+from engine.data.images import as_digits, load_image_source
+from engine.data.sources import DIGIT_SOURCES
+from engine.device import autocast, fast_path
 from engine.imaging import draw_points, make_grid
 from engine.models.diffusion import NoiseSchedule
 from engine.models.ema import EMA
@@ -31,7 +33,6 @@ TIMELINE_FRAMES = 20  # frames of the denoising timeline (fewer when the sampler
 TIMELINE_IMAGES = 16  # images in each timeline frame (a 4x4 grid)
 FORWARD_ROWS, FORWARD_COLS = 4, 8  # real images noised at 8 evenly spaced t
 COMPARE_IMAGES = 16  # images per sampler in the comparison
-MIN_FOLDER_IMAGES = 20
 GRAD_CLIP = 1.0  # a rare huge gradient (a t near T with unlucky noise) must not undo training
 TOY_POINTS = 1000  # points drawn in each toy view
 TOY_PX, TOY_EXTENT = 96, 3.0  # a toy view: TOY_PX pixels across [-EXTENT, EXTENT] (unit-scale data)
@@ -40,29 +41,17 @@ TOY_X0_CLIP = 4.0  # unit-scale points stay well inside; see NoiseSchedule.predi
 PAD = 0.15  # grid padding grey (make_grid's default)
 
 
-def load_images(cfg: DiffusionConfig, log) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train, val) uint8 (N, C, S, S): embedded digits (C = 1, S = 28) or a folder (RGB)."""
-    if cfg.dataset == "digits":
-        from engine.data.digits import load_digits
-
-        log(f"generating {cfg.train_size + VAL_SIZE:,} embedded digits (seed {cfg.seed}; cached after the first time)")
-        x, _ = load_digits(cfg.train_size + VAL_SIZE, cfg.seed)
-        x = x.unsqueeze(1)
-        return x[VAL_SIZE:], x[:VAL_SIZE]
-    from engine.data.images import DataError, load_image_folder
-
-    if not cfg.data_path:
-        raise DataError("dataset=folder needs data_path=FOLDER with your images")
-    x = load_image_folder(cfg.data_path, size=cfg.image_size, channels=3, log=log)
-    if len(x) < MIN_FOLDER_IMAGES:
-        raise DataError(f"{cfg.data_path} holds only {len(x)} readable images; "
-                        f"a diffusion model needs at least {MIN_FOLDER_IMAGES} (hundreds work better)")
-    n_val = max(4, min(VAL_SIZE, len(x) // 10))
-    return x[n_val:], x[:n_val]
+def canvas(cfg: DiffusionConfig) -> tuple[int, int]:
+    """(side, channels) of the images the U-Net models: 28x28 grey for digit-like sources,
+    the faces at their own 32x32 in colour, a folder at image_size in colour."""
+    if cfg.dataset in ("digits", "mnist", "fashion-mnist"):
+        return 28, 1
+    return (32, 3) if cfg.dataset == "faces" else (cfg.image_size, 3)
 
 
 class DiffusionRecipe(Recipe):
     checkpointed = ("model", "ema", "opt", "data_gen")  # saved by Recipe.state_dict
+    ddp_modules = ("model",)  # trained by every process under torchrun (--nproc N)
 
     def __init__(self, ctx: RunContext, cfg: DiffusionConfig):
         # All CPU threads (torch's default), as the other convolutional recipes. Measured on
@@ -73,27 +62,28 @@ class DiffusionRecipe(Recipe):
         super().__init__(ctx=ctx, cfg=cfg, batch_size=cfg.batch_size)
         dev = ctx.device
         self.toy = cfg.dataset == "toy2d"
+        self.digits = cfg.dataset in DIGIT_SOURCES  # the digit classifier judges the samples
         self.schedule = NoiseSchedule(cfg.schedule, cfg.timesteps, device=dev)
         if self.toy:
             self.model = PointDenoiser(dim=2, hidden=max(32, 8 * cfg.base)).to(dev)
             self.shape: tuple[int, ...] = (2,)
             self.x0_clip = TOY_X0_CLIP
         else:
-            channels, size = (1, 28) if cfg.dataset == "digits" else (3, cfg.image_size)
+            size, channels = canvas(cfg)
             self.model = UNet(UNetArgs(channels=channels, base=cfg.base)).to(dev)
             self.shape = (channels, size, size)
             self.x0_clip = 1.0  # images live in [-1, 1]
-            if dev.type == "cuda":
+            if fast_path(dev):
                 self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = EMA(self.model, cfg.ema_decay)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, fused=dev.type == "cuda")
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, fused=fast_path(dev))
         # Fixed noise, drawn once from its own generator: the grid, the timeline and the
         # scores start from the same x_T every time, so they change only as the model does.
         g = torch.Generator().manual_seed(cfg.seed + 1)
         n_fixed = TOY_POINTS if self.toy else N_SAMPLES
         self.fixed_xT = torch.randn(n_fixed, *self.shape, generator=g).to(dev)
         # The data sampler has its own generator so its state can be checkpointed.
-        self.data_gen = torch.Generator().manual_seed(cfg.seed + 2)
+        self.data_gen = torch.Generator().manual_seed(self.data_seed(2))
         self.classifier = None
         self._cache: tuple | None = None  # (key, final samples, timeline frames)
         if self.toy:
@@ -108,12 +98,13 @@ class DiffusionRecipe(Recipe):
                               / self.toy_scale).to(dev)
             self.x_val = self.real_eval[:VAL_SIZE]
         elif ctx.need_data:
-            xt, xv = load_images(cfg, ctx.log)
+            data = load_image_source(cfg.dataset, cfg.data_path, size, channels, cfg.train_size, VAL_SIZE, cfg.seed,
+                                     ctx.log, model="a diffusion model")
             # The whole dataset lives on the device, scaled to [-1, 1]: the same range as the
             # noise it is mixed with.
-            self.x_train = xt.to(dev).float() / 127.5 - 1.0
-            self.x_val = xv.to(dev).float() / 127.5 - 1.0
-            if dev.type == "cuda":
+            self.x_train = data.train.to(dev).float() / 127.5 - 1.0
+            self.x_val = data.val.to(dev).float() / 127.5 - 1.0
+            if fast_path(dev):
                 self.x_train = self.x_train.contiguous(memory_format=torch.channels_last)
             self.train_size = len(self.x_train)
         if self.toy or ctx.need_data:
@@ -153,7 +144,7 @@ class DiffusionRecipe(Recipe):
         t = self.schedule.sample_t(len(x0), dev)  # a random noise level for each image, 1..T
         noise = torch.randn_like(x0)
         self.model.train()
-        loss = self.loss(self.model, x0, t, noise)
+        loss = self.loss(self.train_module("model"), x0, t, noise)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), GRAD_CLIP)
@@ -244,11 +235,11 @@ class DiffusionRecipe(Recipe):
             x, _ = self.fixed_sample()
             metrics["quality/sliced_wasserstein"] = sliced_wasserstein(x.cpu() * self.toy_scale,
                                                                        self.real_eval.cpu() * self.toy_scale)
-        elif self.cfg.dataset == "digits":
+        elif self.digits:
             from engine.metrics.digit_classifier import score_digits
 
             x, _ = self.fixed_sample()
-            scores = score_digits(self.judge(), self.to_unit(x))
+            scores = score_digits(self.judge(), as_digits(self.to_unit(x)))
             metrics["quality/recognisability"] = scores["recognisability"]
             metrics["quality/coverage"] = scores["coverage"]
         return metrics
@@ -353,14 +344,14 @@ class DiffusionRecipe(Recipe):
         x_T = torch.randn(n, *self.shape, generator=g).to(self.ctx.device)
         T, steps = self.schedule.steps, min(ddim_steps, self.schedule.steps)
         fast, t_ddim = self._timed(lambda: self.ddim(x_T, steps))
-        scored = self.cfg.dataset == "digits"
+        scored = self.digits
 
         def score(x) -> str:
             if not scored:
                 return ""
             from engine.metrics.digit_classifier import score_digits
 
-            return f", recognisability {score_digits(self.judge(), self.to_unit(x))['recognisability']:.2f}"
+            return f", recognisability {score_digits(self.judge(), as_digits(self.to_unit(x)))['recognisability']:.2f}"
 
         right = f"DDIM {steps} steps: {t_ddim:.2f} s{score(fast)}"
         blank = torch.full_like(fast, -1.0 + 2 * PAD) if not self.toy else fast[:0]

@@ -19,7 +19,7 @@ from engine.schema import ConfigError
 from engine.configs.text2image import GUIDANCE_MAX, TextToImageConfig
 from engine.data.shapes import (ATTRIBUTES, MAX_WORDS, VOCAB, caption_of, caption_tokens, encode_captions,
                                 labels_tensor, make_shapes, normalise_caption, parse_caption, random_labels)
-from engine.device import autocast
+from engine.device import autocast, fast_path
 from engine.imaging import make_grid
 from engine.models.diffusion import NoiseSchedule
 from engine.models.ema import EMA
@@ -105,10 +105,10 @@ class TextToImageRecipe(Recipe):
         self.args = TextToImageArgs(vocab=len(VOCAB), max_len=MAX_WORDS, size=cfg.size, base=cfg.base,
                                     text_dim=cfg.text_dim, schedule=cfg.schedule, timesteps=cfg.timesteps)
         self.model = TextToImage(self.args).to(dev)
-        if dev.type == "cuda":
+        if fast_path(dev):
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = EMA(self.model, cfg.ema_decay)  # the averaged weights the views use
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0, fused=dev.type == "cuda")
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0, fused=fast_path(dev))
         self.base_lr = cfg.lr
         self.steps_done = 0  # drives the learning-rate warm-up; checkpointed
         self.schedule = NoiseSchedule(cfg.schedule, cfg.timesteps, device=dev)
@@ -164,7 +164,7 @@ class TextToImageRecipe(Recipe):
         keep = (torch.rand(B, len(ATTRIBUTES), generator=self.data_gen) >= P_OMIT).to(dev)
         drop = (torch.rand(B, generator=self.data_gen) < self.cfg.p_uncond).to(dev)
         x0 = self.images[idx].float().div(127.5).sub(1)  # (B, 3, S, S) in [-1, 1]
-        if dev.type == "cuda":
+        if fast_path(dev):
             x0 = x0.contiguous(memory_format=torch.channels_last)
         tokens = caption_tokens(self.labels[idx], keep)  # (B, L)
         t = self.schedule.sample_t(B, dev)
@@ -213,7 +213,7 @@ class TextToImageRecipe(Recipe):
                 with autocast(self.ctx.device):
                     return model.guided_eps(x, t, tok, wc).float()
 
-            if self.ctx.device.type == "cuda":
+            if fast_path(self.ctx.device):
                 xc = xc.contiguous(memory_format=torch.channels_last)
             out.append(self.schedule.ddim_sample(eps_fn, xc, self.cfg.sampler_steps, x0_clip=X0_CLIP))
         model.train(was_training)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from engine.checkpoint import CheckpointError
 from engine.configs.translator import TranslatorConfig
 from engine.data.en_fr import Vocab, generated_vocabs, load_pairs_tsv, make_split, split_pairs, tokenize
-from engine.device import autocast
+from engine.device import autocast, fast_path
 from engine.models.translator import Translator, TranslatorArgs, beam_search, greedy_decode
 from engine.recipes.base import Artifact, Recipe, RunContext, warmup_cosine
 
@@ -124,7 +124,7 @@ class TranslatorRecipe(Recipe):
                                    pad_id=Vocab.PAD)
         self.model = Translator(self.args).to(dev)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.01,
-                                     fused=dev.type == "cuda")
+                                     fused=fast_path(dev))
 
     def _tensors(self, pairs: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor]:
         """English ids (N, S) and French ids framed as BOS ... EOS (N, T), padded, on the device."""

@@ -5,65 +5,51 @@ from __future__ import annotations
 import torch
 
 from engine.configs.vae import VAEConfig
-from engine.device import autocast
+from engine.data.images import as_digits, load_image_source
+from engine.data.sources import DIGIT_SOURCES
+from engine.device import autocast, fast_path
 from engine.imaging import make_grid
 from engine.models.vae import VAE, VAEArgs, vae_loss
 from engine.recipes.base import Artifact, Recipe, RunContext
 
 VAL_SIZE = 2000
-DIGIT_DATASETS = ("digits", "mnist")  # datasets whose samples the digit classifier can score
 N_SAMPLES = 256  # fixed latent seeds scored by the digit classifier; the first 64 are shown
 
 
-def load_images(cfg: VAEConfig, log) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """(train uint8 (N,1,28,28), val uint8, train labels or None, val labels or None)."""
-    if cfg.dataset == "digits":
-        from engine.data.digits import load_digits
-
-        log(f"generating {cfg.train_size + VAL_SIZE:,} embedded digits (seed {cfg.seed}; cached after the first time)")
-        x, y = load_digits(cfg.train_size + VAL_SIZE, cfg.seed)
-        x = x.unsqueeze(1)
-        return x[VAL_SIZE:], x[:VAL_SIZE], y[VAL_SIZE:], y[:VAL_SIZE]
-    from engine.data.images import DataError, load_image_folder, load_torchvision_mnist
-
-    if cfg.dataset in ("mnist", "fashion-mnist"):
-        if not cfg.data_path:
-            raise DataError(f"dataset={cfg.dataset} needs data_path=FOLDER holding a local copy (GenStudio never downloads)")
-        xt, yt = load_torchvision_mnist(cfg.dataset, cfg.data_path, train=True)
-        xv, yv = load_torchvision_mnist(cfg.dataset, cfg.data_path, train=False)
-        return xt.unsqueeze(1), xv[:VAL_SIZE].unsqueeze(1), yt, yv[:VAL_SIZE]
-    if not cfg.data_path:
-        raise DataError("dataset=folder needs data_path=FOLDER with your images")
-    x = load_image_folder(cfg.data_path, size=28, channels=1)
-    if len(x) < 20:
-        raise DataError(f"{cfg.data_path} holds only {len(x)} readable images; a VAE needs at least 20")
-    n_val = max(10, min(VAL_SIZE, len(x) // 10))
-    return x[n_val:], x[:n_val], None, None
+def canvas(dataset: str) -> tuple[int, int]:
+    """(side, channels) of the images the VAE models: its convolutions are built for 28x28.
+    The embedded faces keep their colour; everything else is grey (a folder of pictures
+    too, as it always was, so earlier runs on folders still load)."""
+    return (28, 3) if dataset == "faces" else (28, 1)
 
 
 class VAERecipe(Recipe):
     checkpointed = ("model", "opt", "data_gen")  # saved by Recipe.state_dict
+    ddp_modules = ("model",)  # trained by every process under torchrun (--nproc N)
 
     def __init__(self, ctx: RunContext, cfg: VAEConfig):
         super().__init__(ctx=ctx, cfg=cfg, batch_size=cfg.batch_size)
         dev = ctx.device
-        self.model = VAE(VAEArgs(latent_dim=cfg.latent_dim, width=cfg.width)).to(dev)
-        if dev.type == "cuda":
+        size, channels = canvas(cfg.dataset)
+        self.model = VAE(VAEArgs(latent_dim=cfg.latent_dim, width=cfg.width, channels=channels)).to(dev)
+        self.digits = cfg.dataset in DIGIT_SOURCES  # the digit classifier judges the samples
+        if fast_path(dev):
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, fused=dev.type == "cuda")
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, fused=fast_path(dev))
         # Fixed latent seeds, drawn once from their own generator: the same 64 samples are
         # decoded every time, so the learner sees them sharpen rather than change.
         g = torch.Generator().manual_seed(cfg.seed + 1)
         self.fixed_z = torch.randn(N_SAMPLES, cfg.latent_dim, generator=g).to(dev)
         # The data sampler has its own generator so its state can be checkpointed.
-        self.data_gen = torch.Generator().manual_seed(cfg.seed + 2)
+        self.data_gen = torch.Generator().manual_seed(self.data_seed(2))
         self.classifier = None
         if ctx.need_data:
-            xt, xv, _, yv = load_images(cfg, ctx.log)
+            data = load_image_source(cfg.dataset, cfg.data_path, size, channels, cfg.train_size, VAL_SIZE, cfg.seed,
+                                     ctx.log, model="a VAE")
             # The whole dataset lives on the device as floats; batches are indexed there.
-            self.x_train = (xt.to(dev).float() / 255.0)
-            self.x_val = (xv.to(dev).float() / 255.0)
-            self.y_val = yv
+            self.x_train = (data.train.to(dev).float() / 255.0)
+            self.x_val = (data.val.to(dev).float() / 255.0)
+            self.y_val = data.val_labels
             self.train_size = len(self.x_train)
 
     # -- training --
@@ -72,7 +58,7 @@ class VAERecipe(Recipe):
         x = self.x_train[idx]  # (B, 1, 28, 28) in [0, 1]
         self.model.train()
         with autocast(self.ctx.device):
-            logits, mu, logvar = self.model(x)
+            logits, mu, logvar = self.train_module("model")(x)
         losses = vae_loss(logits, x, mu, logvar, self.cfg.beta)
         self.opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
@@ -114,7 +100,7 @@ class VAERecipe(Recipe):
 
     def evaluate(self) -> dict[str, float]:
         _, metrics = self._encode_val()
-        if self.cfg.dataset not in DIGIT_DATASETS:
+        if not self.digits:
             return metrics  # the digit classifier only judges digits
         if self.classifier is None:
             from engine.metrics.digit_classifier import get_digit_classifier
@@ -122,7 +108,7 @@ class VAERecipe(Recipe):
             self.classifier = get_digit_classifier(self.ctx.device, log=self.ctx.log)
         from engine.metrics.digit_classifier import score_digits
 
-        scores = score_digits(self.classifier, self.generate(self.fixed_z))
+        scores = score_digits(self.classifier, as_digits(self.generate(self.fixed_z)))
         metrics.update({f"quality/{k}": v for k, v in scores.items()})
         return metrics
 
