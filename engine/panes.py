@@ -208,3 +208,94 @@ class Tab:
     id: str
     panes: tuple
     vertical: bool = False  # stack the panes instead of placing them side by side
+
+
+@dataclass(frozen=True)
+class PianoRollPane(Pane):
+    """A piano roll of the newest data artifact ``artifact``: time across, pitch up, one
+    colour per voice, bar lines, and a cursor while it plays. The artifact is
+    {"notes": [[pitch, start, end, voice], ...] (times in 16th-note steps), "steps": int,
+    "voices": [names], "tempo": quarters a minute, "label": str, "prompt": steps given to
+    the model (drawn dimmer; optional), "other": {"notes": [...], "label": str} (another
+    version drawn faintly behind, swapped with b; optional), "request": int (optional)}.
+    Space plays it (sound where a local player is found), e writes it as MIDI and WAV in
+    the current folder. With ``action``, r (or Enter in a box) asks the engine for a new
+    version: the request ``action`` with the live parameters ``params`` shown as boxes."""
+
+    artifact: str
+    id: str
+    placeholder: str = "no music yet: {start}"
+    action: str = ""
+    params: tuple[str, ...] = ()
+
+    @property
+    def artifacts(self) -> tuple[str, ...]:
+        return (self.artifact, error_reply(self.artifact)) if self.action else (self.artifact,)
+
+
+@dataclass(frozen=True)
+class HiddenStatePane(Pane):
+    """A recurrent model's hidden state while it reads a text: a box where the learner types
+    the text (the engine answers the request ``read`` as artifact ``artifact``: {"tokens",
+    "layers": [layer][unit][token] in -1..1, "tracked": per layer, the unit that follows a
+    feature of the text, or why none does}), a layer picker, and the heatmap (rows: units,
+    columns: the tokens read)."""
+
+    artifact: str
+    id: str
+    placeholder: str = "no hidden states yet: {start}"
+
+    @property
+    def artifacts(self) -> tuple[str, ...]:
+        return (self.artifact, error_reply(self.artifact))
+
+
+@dataclass(frozen=True)
+class RasterPane(Pane):
+    """Images drawn one pixel at a time in raster order, replayed with a cursor: ←/→ move it
+    a pixel, shift+←/→ or PgUp/PgDn a row, Home/End to the ends, space plays. The data
+    artifact ``artifact`` is {"height", "width", "channels", "levels", "images": [image][(row
+    * width + col) * channels + channel] level indices, "done" (pixels drawn so far; the
+    rest are not drawn yet), "probs": [pixel][channel][level] (the first image's
+    distributions), "label"}. With ``action``, Enter asks the engine to draw new images; its
+    answer (the same artifact) arrives in parts while the drawing goes on."""
+
+    artifact: str
+    id: str
+    action: str = ""
+
+    @property
+    def artifacts(self) -> tuple[str, ...]:
+        return (self.artifact, error_reply(self.artifact)) if self.action else (self.artifact,)
+
+
+@dataclass(frozen=True)
+class ModelPane(Pane):
+    """The network that trains, as a tree of layers with output shapes and parameter counts:
+    the data artifact "model" (format: engine/model_summary.py). Every lesson has one, on a
+    Model tab the studio adds after its own (MODEL_TAB); a recipe does not declare it."""
+
+    artifact: str = "model"
+    id: str = "model-summary"
+    placeholder: str = "the network appears with the first training step: {start}"
+
+
+MODEL_TAB = Tab("Model", "tab-model", (ModelPane(),))
+"""The tab every lesson ends with: the model summary the runner writes for every recipe."""
+
+
+@dataclass(frozen=True)
+class FillPane(Pane):
+    """Fill in the blanks: a box where the learner types a sentence with blanks (``_`` or
+    [MASK]); the engine answers the request ``fill`` as the data artifact ``artifact``:
+    {"tokens": [the sentence's tokens, "_" for a blank], "blanks": [{"at": token index,
+    "both": [[word, probability], ...] (reading both sides), "left": [[word, probability],
+    ...] (the words to its right hidden)}], "unknown": [words read as unknown], "request"}."""
+
+    artifact: str
+    id: str
+    placeholder: str = "no answer yet: {start}, then type a sentence with a blank _"
+
+    @property
+    def artifacts(self) -> tuple[str, ...]:
+        return (self.artifact, error_reply(self.artifact))

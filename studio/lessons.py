@@ -30,6 +30,34 @@ class QuizQuestion:
     explain: str = ""
 
 
+@dataclass(frozen=True)
+class Bar:
+    """What "trained" means for a lesson: the mean of the latest values of ``metrics`` at
+    least ``at_least`` (or at most ``at_most``). Front matter:
+    bar = { metrics = ["quality/recognisability"], at_least = 0.9 }"""
+
+    metrics: tuple[str, ...]
+    at_least: float | None = None
+    at_most: float | None = None
+
+    def value(self, latest: dict[str, float]) -> float | None:
+        values = [latest[m] for m in self.metrics if m in latest]
+        return sum(values) / len(values) if len(values) == len(self.metrics) else None
+
+    def reached(self, latest: dict[str, float]) -> bool:
+        v = self.value(latest)
+        if v is None:
+            return False
+        return (self.at_least is None or v >= self.at_least) and (self.at_most is None or v <= self.at_most)
+
+    def describe(self) -> str:
+        """e.g. "recognisability ≥ 0.9", "val/loss ≤ 1.5", "mean of to_black, to_blond ≥ 0.9"."""
+        names = [m.removeprefix("quality/") for m in self.metrics]
+        name = names[0] if len(names) == 1 else f"mean of {', '.join(names)}"
+        limit = f"≥ {self.at_least:g}" if self.at_least is not None else f"≤ {self.at_most:g}"
+        return f"{name} {limit}"
+
+
 @dataclass
 class Lesson:
     id: str
@@ -43,6 +71,10 @@ class Lesson:
     sources: list[dict] = field(default_factory=list)
     quiz: list[QuizQuestion] = field(default_factory=list)
     path: Path | None = None
+    minutes: int | None = None  # how long the default preset trains on a 2-core CPU (benchmarks/lesson_minutes.py)
+    course: int = 1000  # its place in the one learning path (front matter `course`; lower comes first)
+    prerequisites: list[str] = field(default_factory=list)  # lesson ids to take first
+    bar: Bar | None = None  # when a run of it counts as trained
 
 
 def parse_lesson(text: str, path: Path | None = None) -> Lesson:
@@ -62,15 +94,34 @@ def parse_lesson(text: str, path: Path | None = None) -> Lesson:
             id=meta["id"], family=meta["family"], title=meta["title"], recipe=meta["recipe"],
             order=int(meta.get("order", 0)), summary=meta.get("summary", ""), body=parts[2].strip() + "\n",
             code=list(meta.get("code", [])), sources=list(meta.get("sources", [])), quiz=quiz, path=path,
+            minutes=int(meta["minutes"]) if "minutes" in meta else None,
+            course=int(meta.get("course", 1000)), prerequisites=[str(p) for p in meta.get("prerequisites", [])],
+            bar=_bar(meta["bar"], path) if "bar" in meta else None,
         )
     except KeyError as e:
         raise LessonError(f"{path}: front matter lacks {e}") from None
 
 
+def _bar(meta: dict, path: Path | None) -> Bar:
+    try:
+        bar = Bar(tuple(meta["metrics"]), meta.get("at_least"), meta.get("at_most"))
+    except (KeyError, TypeError) as e:
+        raise LessonError(f"{path}: bar needs metrics = [...] and at_least or at_most ({e})") from None
+    if (bar.at_least is None) == (bar.at_most is None):
+        raise LessonError(f"{path}: bar needs exactly one of at_least and at_most")
+    return bar
+
+
 def load_lessons(directory: Path = LESSONS_DIR) -> list[Lesson]:
-    """Every lesson whose recipe the engine has, ordered by family then order."""
+    """Every lesson whose recipe the engine has, in the order of the learning path."""
     lessons = [parse_lesson(p.read_text(encoding="utf-8"), p) for p in sorted(directory.glob("*.md"))]
-    return sorted((l for l in lessons if l.recipe in RECIPES), key=lambda l: (l.family, l.order, l.title))
+    return sorted((l for l in lessons if l.recipe in RECIPES), key=lambda l: (l.course, l.family, l.order, l.title))
+
+
+def next_lesson(lessons: list[Lesson], progress: dict) -> Lesson | None:
+    """The first lesson of the path whose quiz is not passed yet."""
+    done = {k for k, v in progress.get("lessons", {}).items() if isinstance(v, dict) and v.get("quiz_passed")}
+    return next((l for l in lessons if l.id not in done), None)
 
 
 def get_lesson(lesson_id: str) -> Lesson:

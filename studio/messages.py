@@ -63,3 +63,11 @@ class QuizFinished(Message):
     lesson_id: str
     score: int
     total: int
+
+
+@dataclass
+class OpenCode(Message):
+    """A view asks the lesson screen to show a piece of code in the Code tab
+    (``href``: ``code:PATH#SYMBOL``, as the lesson text links it)."""
+
+    href: str

@@ -15,8 +15,13 @@ from studio.widgets.attention import AttentionView
 from studio.widgets.controls import ControlRow
 from studio.widgets.curves import LossCurves
 from studio.widgets.diffusion_views import ActionImage, PlotView, PromptImagePanel, TimelineView
+from studio.widgets.fill import FillPanel
+from studio.widgets.hidden_state import HiddenStateView
 from studio.widgets.image_view import ImageView
 from studio.widgets.latent_map import LatentMap
+from studio.widgets.model_view import ModelView
+from studio.widgets.piano_roll import PianoRoll
+from studio.widgets.raster import RasterView
 from studio.widgets.sampler import SamplerPanel, TextSample
 from studio.widgets.translate import TranslatePanel
 from studio.widgets.view import View
@@ -34,6 +39,11 @@ VIEWS: dict[type, type[View]] = {
     panes.TimelinePane: TimelineView,
     panes.PromptImagePane: PromptImagePanel,
     panes.ActionPane: ActionImage,
+    panes.PianoRollPane: PianoRoll,
+    panes.HiddenStatePane: HiddenStateView,
+    panes.RasterPane: RasterView,
+    panes.ModelPane: ModelView,
+    panes.FillPane: FillPanel,
 }
 
 

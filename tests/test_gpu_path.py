@@ -35,6 +35,7 @@ TINY = {
     "musegan": {"dataset": "midi", "z_dim": 8, "width": 16, "batch_size": 4, "critic_steps": 1},
     "music_transformer": {"dataset": "midi", "layers": 1, "heads": 2, "width": 16, "context": 16, "batch_size": 4,
                           "warmup": 2, "prompt_bars": 1, "new_bars": 1},
+    "mlm": {"layers": 1, "heads": 2, "width": 16, "context": 16, "batch_size": 4, "warmup": 2},
 }
 NEEDS_MIDI = {"musegan", "music_transformer"}  # trained on a small folder of MIDI files, not the chorale corpus
 

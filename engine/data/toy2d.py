@@ -99,3 +99,23 @@ def sample_toy(
 
     points = points + sigma * torch.randn(n, 2, generator=g, dtype=torch.float64)
     return points.to(torch.float32)
+
+
+def gaussians_log_density(points: torch.Tensor, noise: float | None = None) -> torch.Tensor:
+    """The exact log-density of the "gaussians" shape that :func:`sample_toy` draws from, at
+    points (n, 2) -> (n,) float64: an equal mixture of N_GAUSSIANS isotropic Gaussians of
+    std ``noise`` (None: the shape's default) centred on the circle of radius RADIUS,
+
+        log p(x) = log (1/K) sum_k N(x; mu_k, sigma^2 I),  mu_k = RADIUS (cos 2pi k/K, sin 2pi k/K).
+
+    Its mean over held-out points is the lowest negative log-likelihood any model can
+    expect there: the entropy of the shape. Computed with logsumexp, so it stays finite far
+    from every centre."""
+    sigma = DEFAULT_NOISE["gaussians"] if noise is None else float(noise)
+    if sigma <= 0:
+        raise ValueError(f"the density needs noise > 0, got {noise}")
+    angle = 2 * math.pi * torch.arange(N_GAUSSIANS, dtype=torch.float64) / N_GAUSSIANS
+    centres = RADIUS * torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)  # (K, 2)
+    d2 = (points.to(torch.float64)[:, None, :] - centres[None]).square().sum(-1)  # (n, K)
+    log_normal = -d2 / (2 * sigma**2) - math.log(2 * math.pi * sigma**2)  # 2-D: -log(2 pi sigma^2)
+    return torch.logsumexp(log_normal, dim=1) - math.log(N_GAUSSIANS)

@@ -89,15 +89,17 @@ class Critic(nn.Module):
         return self.score(h).squeeze(1) + (self.embed(c.to(h.dtype)) * h).sum(1)  # (B,)
 
 
-def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                     c: torch.Tensor | None = None) -> torch.Tensor:
     """Mean of (||grad_x critic(x_hat, c)||_2 - 1)^2 at random points x_hat on the straight
-    lines between real and generated faces.
+    lines between real and generated samples (faces here; any shape, and no c for an
+    unconditional critic: the MuseGAN lesson's phrases).
 
     A Wasserstein critic must be 1-Lipschitz (its slope at most 1 everywhere). Checking
     everywhere is impossible; penalising the gradient norm where real and fake meet is
     enough in practice, and softer than clipping the weights."""
-    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
+    eps = torch.rand(real.shape[0], *[1] * (real.dim() - 1), device=real.device)  # one mix per sample
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    scores = critic(x_hat, c)
+    scores = critic(x_hat) if c is None else critic(x_hat, c)
     (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)  # the penalty is trained through
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()

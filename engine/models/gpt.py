@@ -25,6 +25,7 @@ class GPTArgs:
     layers: int = 4
     heads: int = 4  # width must divide by heads
     dropout: float = 0.0
+    causal: bool = True  # False: every position attends to all (an encoder, engine/models/mlm.py)
 
 
 class CausalSelfAttention(nn.Module):
@@ -39,6 +40,7 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(a.width, 3 * a.width)  # queries, keys and values in one matmul
         self.proj = nn.Linear(a.width, a.width)  # mixes the heads' outputs back together
         self.dropout = a.dropout
+        self.causal = a.causal
 
     def forward(self, x: torch.Tensor, need_weights: bool = False):
         B, T, C = x.shape
@@ -46,24 +48,27 @@ class CausalSelfAttention(nn.Module):
         # (B, T, C) -> (B, heads, T, C / heads): each head attends separately.
         q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in (q, k, v))
         if need_weights:
-            weights = attention_weights(q, k)
+            weights = attention_weights(q, k, self.causal)
             y = weights @ v
         else:
             # The same computation, fused (flash attention on GPUs): the T x T matrix of
             # weights is never stored, which is what makes long contexts affordable.
             weights = None
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
                                                dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).reshape(B, T, C)
         return self.proj(y), weights
 
 
-def attention_weights(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+def attention_weights(q: torch.Tensor, k: torch.Tensor, causal: bool = True) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) with the causal mask: position i may only attend to j <= i.
     The masked scores are -inf, so after the softmax their weights are exactly 0 and every
-    row sums to 1 over the positions it may see."""
+    row sums to 1 over the positions it may see. Without the mask (causal=False) every
+    position sees every other, before and after it."""
     T = q.shape[-2]
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    if not causal:
+        return scores.softmax(dim=-1)
     future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
     return scores.masked_fill(future, float("-inf")).softmax(dim=-1)
 
@@ -133,6 +138,16 @@ class GPT(nn.Module):
         """idx: (B, T) token ids, T <= context. Returns the logits (B, T, vocab), the mean
         cross-entropy against ``targets`` if given, and with ``need_weights`` every layer's
         attention weights (B, heads, T, T)."""
+        x, maps = self.features(idx, need_weights)
+        logits = self.head(x)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+        return logits, loss, (maps if need_weights else None)
+
+    def features(self, idx: torch.Tensor, need_weights: bool = False):
+        """The final normalised vector of every position (B, T, width), before the head, and
+        every layer's attention weights (None each without ``need_weights``)."""
         B, T = idx.shape
         if T > self.args.context:
             raise ValueError(f"{T} tokens given; the model's context is {self.args.context}")
@@ -142,11 +157,7 @@ class GPT(nn.Module):
         for block in self.blocks:
             x, weights = block(x, need_weights)
             maps.append(weights)
-        logits = self.head(self.ln_f(x))
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
-        return logits, loss, (maps if need_weights else None)
+        return self.ln_f(x), maps
 
 
 def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0,

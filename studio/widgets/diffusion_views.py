@@ -18,9 +18,9 @@ from studio.messages import AskEngine
 from studio.widgets.hyperparams import coerce
 from studio.widgets.image_view import ImageView
 from studio.widgets.sampler import read_json
+from studio.widgets.scrubber import Scrubber
 from studio.widgets.view import ArtifactUpdate, View, placeholder
 
-PLAY_FPS = 6  # timeline frames per second while playing
 SERIES_COLOURS = ["cyan", "orange", "green", "magenta"]
 
 
@@ -53,9 +53,10 @@ class PlotView(View, PlotextPlot):
         self.refresh()
 
 
-class TimelineView(View, Vertical):
+class TimelineView(Scrubber):
     """A horizontal strip of K equal frames (noise on the left, the sample on the right),
-    shown one frame at a time: ←/→ step, space plays, Home/End jump to the ends."""
+    shown one frame at a time: ←/→ step, space plays, Home/End jump to the ends (the keys
+    and the play clock are the Scrubber's)."""
 
     DEFAULT_CSS = """
     TimelineView { padding: 0 1; }
@@ -69,15 +70,12 @@ class TimelineView(View, Vertical):
         Binding("home", "jump(0)", "Noise", show=False),
         Binding("end", "jump(-1)", "Image", show=False),
     ]
-    can_focus = True
 
     def __init__(self, artifact: str, meta: str, **kwargs) -> None:
         super().__init__(**kwargs)
         self.artifact, self.meta_name = artifact, meta
         self.strip: Image.Image | None = None
         self.meta: dict = {}
-        self.frame = 0
-        self.playing = False
         self.strip_step = 0  # the training step of the model that drew the strip
 
     @classmethod
@@ -88,13 +86,6 @@ class TimelineView(View, Vertical):
         yield Static(Text("no timeline yet: press s to start training; then ←/→ step through the denoising, "
                           "space plays it", style="dim"), id="timeline-bar")
         yield ImageView(id="timeline-frame", placeholder="")
-
-    def on_mount(self) -> None:
-        self.set_interval(1 / PLAY_FPS, self._tick)
-
-    def focus_input(self) -> bool:
-        self.focus()
-        return True
 
     @property
     def frames(self) -> int:
@@ -131,33 +122,6 @@ class TimelineView(View, Vertical):
         bar.append(f"\n←/→ step · space plays · Home/End: the ends · {label} · model at step {self.strip_step}",
                    style="dim")
         self.query_one("#timeline-bar", Static).update(bar)
-
-    def action_move(self, delta: int) -> None:
-        self.playing = False
-        self.frame += delta
-        self._show()
-
-    def action_jump(self, where: int) -> None:
-        self.playing = False
-        self.frame = 0 if where == 0 else self.frames - 1
-        self._show()
-
-    def action_play(self) -> None:
-        if not self.frames:
-            return
-        if not self.playing and self.frame >= self.frames - 1:
-            self.frame = 0  # replay from the noise
-        self.playing = not self.playing
-        self._show()
-
-    def _tick(self) -> None:
-        if not self.playing:
-            return
-        if self.frame >= self.frames - 1:
-            self.playing = False
-        else:
-            self.frame += 1
-        self._show()
 
 
 class ActionImage(View, Vertical):
