@@ -22,6 +22,25 @@ def cells(run: RunSummary) -> tuple:
             f"{run.quality:.2f}" if run.quality is not None else "", run.created_text)
 
 
+NARROW_DROPS = ("created", "recipe", "quality")  # left out first on a narrow screen (the run name holds date and recipe)
+
+
+def fit_columns(rows: list[tuple], width: int, padding: int = 2) -> list[int]:
+    """Which of COLUMNS to show in ``width`` cells (each column takes ``padding`` more than its
+    widest cell): every one when they fit, else without those in NARROW_DROPS, one at a time.
+    The run name is never dropped, and its column is as wide as the longest name."""
+    def cell_width(cell) -> int:
+        return cell.cell_len if isinstance(cell, Text) else len(str(cell))
+
+    widths = [max([len(col)] + [cell_width(r[i]) for r in rows]) + padding for i, col in enumerate(COLUMNS)]
+    shown = list(range(len(COLUMNS)))
+    for name in NARROW_DROPS:
+        if sum(widths[i] for i in shown) <= width:
+            break
+        shown.remove(COLUMNS.index(name))
+    return shown
+
+
 def runs_table(runs: list[RunSummary] | None = None) -> Table:
     """A rich table of the runs; run names are never cut (they are what attach and stop take)."""
     runs = list_summaries() if runs is None else runs

@@ -39,7 +39,7 @@ def test_train_headless_writes_a_run_and_prints_a_summary(tmp_path, capsys):
         (["train", "vae", "--set", "beta"], "expects key=value"),
         (["train", "vae", "--set", "dataset=mnist", "--set", "data_path=/no/such/folder"], "does not exist"),
         (["sample", "no-such-run", "-o", "x.png"], "no run called"),
-        (["sample", "whatever", "-o", "x.jpg"], "must be a .png"),
+        (["sample", "whatever", "-o", "x.jpg"], "write a .png file"),
         (["attach", "nothing-here"], "no run called"),
         (["open", "gan-digits"], "unknown lesson"),
     ],

@@ -32,6 +32,23 @@ def test_vae_loss_falls_on_a_tiny_config():
     assert sum(last) / 5 < 0.7 * sum(first) / 5
 
 
+def test_one_bad_step_cannot_overflow_the_vae():
+    """The VAE lesson's "lr 1e-2 mid-run" once drove logvar so high that exp() overflowed:
+    KL 222,778, then NaN, and the run failed. logvar is bounded far outside what training
+    reaches, so the loss stays finite and the next steps can bring it back."""
+    from engine.models.vae import VAE, VAEArgs, vae_loss
+
+    model = VAE(VAEArgs(latent_dim=4, width=4))
+    with torch.no_grad():
+        model.encoder.logvar.bias.fill_(200.0)  # where a diverging step had pushed it
+    x = torch.rand(2, 1, 28, 28)
+    logits, mu, logvar = model(x)
+    losses = vae_loss(logits, x, mu, logvar, beta=1.0)
+    assert all(torch.isfinite(v) for v in losses.values()), losses
+    losses["loss"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
 def test_samples_have_the_right_shape_and_range():
     cfg = VAEConfig(**TINY)
     recipe = VAERecipe(RunContext(device=torch.device("cpu"), log=lambda m: None), cfg)

@@ -21,6 +21,9 @@ class VAEArgs:
     channels: int = 1  # image channels (1 for digits)
 
 
+LOGVAR_BOUND = 10.0
+
+
 class Encoder(nn.Module):
     """x -> (mu, logvar): the parameters of q(z | x), a diagonal Gaussian."""
 
@@ -42,7 +45,9 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.hidden(self.conv(x))  # (B, 256)
-        return self.mu(h), self.logvar(h)  # (B, D), (B, D)
+        # Bounded far outside what training reaches (sigma from e^-5 to e^5), so one step
+        # of a too-high learning rate cannot overflow exp() and turn the loss into NaN.
+        return self.mu(h), self.logvar(h).clamp(-LOGVAR_BOUND, LOGVAR_BOUND)  # (B, D), (B, D)
 
 
 class Decoder(nn.Module):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.syntax import Syntax
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
+from textual.containers import ScrollableContainer
 from textual.widget import Widget
 from textual.widgets import Static, Tab, Tabs
 
@@ -26,7 +26,8 @@ class CodeView(Widget):
     CodeView { height: 1fr; }
     CodeView > Tabs { height: 2; }
     CodeView > #code-caption { height: 1; color: $text-muted; padding: 0 1; }
-    CodeView > VerticalScroll { height: 1fr; }
+    CodeView > ScrollableContainer { height: 1fr; }
+    CodeView #code-body { width: auto; }
     """
 
     def __init__(self, files: list[str], **kwargs) -> None:
@@ -37,7 +38,7 @@ class CodeView(Widget):
     def compose(self) -> ComposeResult:
         yield Tabs(*[Tab(tab_label(f), id=f"code-{i}") for i, f in enumerate(self.files)])
         yield Static(id="code-caption")
-        with VerticalScroll():
+        with ScrollableContainer():  # both ways: long lines scroll sideways (←/→), never cut
             yield Static(id="code-body")
 
     def on_mount(self) -> None:
@@ -68,6 +69,6 @@ class CodeView(Widget):
         self.current = rel_path
         if rel_path in self.files:
             self.query_one(Tabs).active = f"code-{self.files.index(rel_path)}"
-        scroll = self.query_one(VerticalScroll)
+        scroll = self.query_one(ScrollableContainer)
         scroll.scroll_to(y=max(0, span[0] - 3) if span else 0, animate=False)
         return True

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.validation import ValidationResult, Validator
@@ -51,6 +52,8 @@ class HyperparamForm(VerticalScroll):
     HyperparamForm #form-buttons Button { margin-right: 1; }
     """
 
+    BINDINGS = [Binding("escape", "leave_box", "Leave the box", tooltip="Stop editing: the studio's keys work again")]
+
     @dataclass
     class Submitted(Message):
         """Valid values from the form. ``restart`` is False when only live params changed."""
@@ -84,6 +87,10 @@ class HyperparamForm(VerticalScroll):
         with Horizontal(id="form-buttons"):
             yield Button("Apply", id="form-apply", variant="primary")
             yield Button("Defaults", id="form-defaults")
+
+    def action_leave_box(self) -> None:
+        """Esc leaves a field first (as in the other boxes); a second Esc goes back."""
+        self.screen.set_focus(None)
 
     def set_values(self, values: dict) -> None:
         """Show the values of the run now on screen."""

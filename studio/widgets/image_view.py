@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 from PIL import Image
@@ -37,6 +38,18 @@ from studio.widgets.view import ArtifactUpdate, View, placeholder
 __all__ = ["ImageView", "ImageCanvas", "DEFAULT_PLACEHOLDER"]
 
 DEFAULT_PLACEHOLDER = "no samples yet: press s to start training"
+FULL_SCREEN_HINT = "f: full screen"  # the lesson screen's key that shows every tile
+
+
+def cropped_caption(caption: str, shown: int, total: int) -> str:
+    """A grid's caption when only ``shown`` of its ``total`` tiles fit: "8 of 64 samples ..."
+    when the caption starts with the count, else "showing 8 of 64 · ..."; and the key
+    that shows them all."""
+    if shown >= total:
+        return caption
+    if re.match(rf"{total}\b", caption):
+        return f"{shown} of {caption} · {FULL_SCREEN_HINT}"
+    return f"showing {shown} of {total}{' · ' + caption if caption else ''} · {FULL_SCREEN_HINT}"
 
 _RETRY_DELAY_S = 0.25
 _RETRY_ATTEMPTS = 4
@@ -243,6 +256,8 @@ class ImageView(View, Widget):
         self._frame: Container | None = None
         self._native: Widget | None = None  # textual-image widget (sixel/kitty)
         self._caption_label: Static | None = None
+        self._tiles: tuple[int, int] | None = None  # (shown, total) tiles of the grid drawn now
+        self._pane_placeholder: str | None = None  # the pane's own, with {start} (placeholder() fills it)
         self.set_reactive(ImageView.caption, caption)
         self.set_reactive(ImageView.placeholder, placeholder)
         self.set_reactive(ImageView.path, None if path is None else os.fspath(path))
@@ -254,6 +269,7 @@ class ImageView(View, Widget):
         """A dashboard pane (engine.panes.ImagePane)."""
         view = cls(id=pane.id, placeholder=placeholder(pane.placeholder), classes="side-pane" if pane.side else None)
         view.tile, view.tile_group, view.min_tile_scale = pane.tile, pane.group, pane.min_scale
+        view._pane_placeholder = pane.placeholder
         if pane.height:
             view.styles.height = pane.height
         return view
@@ -262,6 +278,17 @@ class ImageView(View, Widget):
         """Show a new version of the pane's artifact, captioned with the step that drew it."""
         self.caption = f"{update.caption} · step {update.step}"
         self.path = update.path
+
+    def follow(self, snapshot) -> None:
+        """While a run is starting, the placeholder says the images are coming, not how to
+        start one."""
+        if self._pane_placeholder is not None:
+            self.placeholder = placeholder(self._pane_placeholder, snapshot.state)
+
+    @property
+    def shown_caption(self) -> str:
+        """The caption as shown: with how many tiles of how many when the grid is cut."""
+        return cropped_caption(self.caption, *self._tiles) if self._tiles else self.caption
 
     @property
     def image(self) -> Image.Image | None:
@@ -288,6 +315,7 @@ class ImageView(View, Widget):
             return image
         step, pad = self.tile
         if (image.width - pad) % step or (image.height - pad) % step:
+            self._note_tiles(0, 0)
             return image  # tiles of another size (64-pixel images, say): show the whole grid
         cols = max(1, (image.width - pad) // step)
         rows = max(1, (image.height - pad) // step)
@@ -296,9 +324,18 @@ class ImageView(View, Widget):
         if fit_cols < cols and fit_cols >= self.tile_group:
             fit_cols -= fit_cols % self.tile_group  # keep groups (input | output pairs) whole
         fit_rows = max(1, min(rows, int((height_px - pad) // shown)))
+        self._note_tiles(fit_cols * fit_rows, cols * rows)
         if (fit_cols, fit_rows) == (cols, rows):
             return image
         return image.crop((0, 0, fit_cols * step + pad, fit_rows * step + pad))
+
+    def _note_tiles(self, shown: int, total: int) -> None:
+        """Remember how many tiles the canvas draws; the caption follows (after this
+        frame: fit_tiles runs while the canvas renders)."""
+        if (shown, total) != self._tiles:
+            self._tiles = (shown, total)
+            if self.is_mounted:
+                self.call_later(self._show_caption)
 
     def set_image(self, image: Image.Image | None) -> None:
         """Show a PIL image directly (``path`` becomes None). None clears it."""
@@ -353,9 +390,9 @@ class ImageView(View, Widget):
         )
         yield self._canvas
         self._caption_label = Static(
-            Content(self.caption), markup=False, classes="image-view--caption"
+            Content(self.shown_caption), markup=False, classes="image-view--caption"
         )
-        self._caption_label.display = bool(self.caption)
+        self._caption_label.display = bool(self.shown_caption)
         yield self._caption_label
 
     def on_mount(self) -> None:
@@ -376,7 +413,11 @@ class ImageView(View, Widget):
         self._load(path)
 
     def watch_caption(self, caption: str) -> None:
+        self._show_caption()
+
+    def _show_caption(self) -> None:
         if self._caption_label is not None:
+            caption = self.shown_caption
             self._caption_label.update(Content(caption))
             self._caption_label.display = bool(caption)
 

@@ -12,6 +12,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.geometry import Region
 from textual.widgets import Input, Label, Static
 
 from engine.schema import ConfigError, ParamSpec, parse_value
@@ -22,6 +23,8 @@ from studio.widgets.view import ArtifactUpdate, View, placeholder
 
 REVEAL_HZ = 30  # tokens shown per second while a continuation appears
 BAR = 24  # characters of the longest probability bar
+MIN_CANDIDATES = 3  # candidate bars shown however short the screen (the text gets the rest)
+CURSOR = "reverse bold"  # the style of the token whose candidates are shown
 HINT = ("Tab moves between the boxes; Esc leaves them (then 1-9 switch tabs, ←/→ move along the text "
         "to show the candidates at each position).")
 LABELS = {"temperature": "temp", "top_k": "top-k", "top_p": "top-p", "max_new_tokens": "tokens"}
@@ -45,13 +48,24 @@ class TextSample(View, VerticalScroll):
     def __init__(self, placeholder: str = "", **kwargs) -> None:
         super().__init__(**kwargs)
         self.placeholder = placeholder
+        self.pane_placeholder = ""  # the pane's own, with {start} (follow fills it in)
+        self.loaded = False
 
     @classmethod
     def from_pane(cls, pane, specs: dict, values: dict) -> TextSample:
         view = cls(placeholder(pane.placeholder), id=pane.id)
+        view.pane_placeholder = pane.placeholder
         if pane.height:
             view.styles.height = pane.height
         return view
+
+    def follow(self, snapshot) -> None:
+        """Until a sample arrives: while a run is starting, that it is coming, not how to start one."""
+        if not self.loaded and self.pane_placeholder:
+            text = placeholder(self.pane_placeholder, snapshot.state)
+            if text != self.placeholder:
+                self.placeholder = text
+                self.query_one("#text-caption", Static).update(Text(text, style="dim"))
 
     def compose(self) -> ComposeResult:
         yield Static(Text(self.placeholder, style="dim"), id="text-caption")
@@ -61,6 +75,7 @@ class TextSample(View, VerticalScroll):
         data = read_json(update.path)
         if data is None or not isinstance(data.get("text"), str):
             return
+        self.loaded = True
         self.query_one("#text-caption", Static).update(
             Text(f"{update.caption or 'sample'} · step {update.step}", style="dim italic"))
         self.query_one("#text-body", Static).update(
@@ -69,7 +84,7 @@ class TextSample(View, VerticalScroll):
 
 def bars(candidates: list, chosen: str | None) -> Text:
     """The most likely next tokens: a bar of the probability the draw used (after
-    temperature, top-k and top-p) with the model's own probability beside it."""
+    temperature, top-k and top-p) with the model's own probability beside it (one line each)."""
     out = Text()
     width = max((len(show_piece(c[0])) for c in candidates), default=1)
     top = max((max(c[1], c[2]) for c in candidates), default=1.0) or 1.0
@@ -99,7 +114,7 @@ class SamplerPanel(View, Vertical):
     SamplerPanel .settings Label.first { padding: 0 1 0 0; }
     SamplerPanel .settings Input { width: 8; }
     SamplerPanel #sampler-status { height: auto; color: $text-muted; }
-    SamplerPanel #sampler-out { height: 1fr; min-height: 4; border: round $primary; padding: 0 1; }
+    SamplerPanel #sampler-out { height: 1fr; min-height: 4; border: round $primary; padding: 0 1; scrollbar-gutter: stable; }
     SamplerPanel #sampler-bars { height: auto; }
     """
     BINDINGS = [
@@ -222,10 +237,41 @@ class SamplerPanel(View, Vertical):
         at = (len(tokens) - 1) if self.cursor is None else self.cursor
         text = Text(data.get("prompt", ""), style="dim")
         for i, token in enumerate(tokens):
-            text.append(token, style="reverse bold" if i == at else "bold")
+            text.append(token, style=CURSOR if i == at else "bold")
         self.query_one("#sampler-text", Static).update(text)
+        self.call_after_refresh(self._keep_in_view, text)
         if 0 <= at < len(tokens):
             chosen_p = data["chosen_p"][at]
-            head = Text.assemble(("next-token candidates at position ", "dim"), (f"{at + 1}", "bold"),
-                                 (f" (drew {show_piece(tokens[at])!r}, probability {chosen_p:.1%}):\n", "dim"))
-            self.query_one("#sampler-bars", Static).update(head + bars(data["candidates"][at], tokens[at]))
+            candidates = data["candidates"][at]
+            room = self._room_for_bars()
+            top = f"its top {room} of {len(candidates)} candidates" if room < len(candidates) else "the candidates"
+            head = Text.assemble(("position ", "dim"), (f"{at + 1}", "bold"),
+                                 (f" of {len(tokens)}: drew {show_piece(tokens[at])!r} ({chosen_p:.1%}); {top}:\n", "dim"))
+            self.query_one("#sampler-bars", Static).update(head + bars(candidates[:room], tokens[at]))
+
+    def on_resize(self) -> None:
+        self._draw()  # as many bars as fit now, and the shown token kept in view
+
+    def _room_for_bars(self) -> int:
+        """How many candidate bars to draw: all of them when the screen is tall enough, else
+        about as many rows as the text keeps (at 80x24 a long continuation would otherwise
+        show two lines)."""
+        fixed = sum(w.outer_size.height + w.styles.margin.top + w.styles.margin.bottom
+                    for w in self.query(".ask, .settings, #sampler-status"))
+        room = self.content_size.height - fixed - 2 - 1  # the text's border, the bars' heading
+        return max(MIN_CANDIDATES, room // 2)
+
+    def _keep_in_view(self, text: Text, tries: int = 3) -> None:
+        """Scroll the continuation so the token whose candidates are shown is on screen."""
+        out = self.query_one("#sampler-out", VerticalScroll)
+        body = self.query_one("#sampler-text", Static)
+        width = body.content_size.width
+        if width <= 0:
+            return
+        lines = text.wrap(self.app.console, width)
+        if body.size.height < len(lines) and tries:  # the text grew and is not laid out yet
+            self.call_after_refresh(self._keep_in_view, text, tries - 1)
+            return
+        row = next((i for i, line in enumerate(lines) if any(str(span.style) == CURSOR for span in line.spans)), None)
+        if row is not None:
+            out.scroll_to_region(Region(0, row, 1, 1), animate=False, immediate=True)

@@ -30,11 +30,14 @@ if TYPE_CHECKING:
     from studio.messages import RunSnapshot
 
 START_HINT = "press s to start training"  # how a run is started in the studio (a placeholder's {start})
+WAIT_HINT = "waiting for the first ones"  # a placeholder's {start} while a run is starting or training
+WAITING_STATES = ("new", "starting", "running", "paused")  # a run whose views are still to come
 
 
-def placeholder(text: str) -> str:
-    """A pane's placeholder with the studio's way of starting a run filled in."""
-    return text.replace("{start}", START_HINT)
+def placeholder(text: str, state: str | None = None) -> str:
+    """A pane's placeholder with the studio's way of starting a run filled in; while the
+    followed run (``state``) is starting or training, what is awaited instead."""
+    return text.replace("{start}", WAIT_HINT if state in WAITING_STATES else START_HINT)
 
 
 @dataclass(frozen=True)

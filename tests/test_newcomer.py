@@ -1,0 +1,115 @@
+"""What a newcomer hit at 80x24 and 120x40, keyboard only: each reproduced in a Pilot test at
+the size where it happened (these failed before their fixes)."""
+
+from __future__ import annotations
+
+import time
+
+from conftest import TINY
+from engine.rundir import JsonlTail
+from studio.app import GenStudioApp
+
+
+async def wait_for(pilot, predicate, timeout: float = 120.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_start_then_escape_at_once_keeps_the_new_run_training():
+    """`s` then `Esc` within a second left the new run "stopped 0/2,500"."""
+    app = GenStudioApp(graphics="halfblock", lesson="vae-digits")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        screen.params.update({**TINY, "steps": 1_000_000})
+        await pilot.press("s")
+        run = screen.bridge.run
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is not screen
+        await pilot.pause(1.0)
+        sent = [c["cmd"] for c in JsonlTail(run.commands_path).read_objects()]
+        assert "stop" not in sent  # leaving a lesson keeps training going, even one still starting
+        assert screen.bridge.engine_alive()  # its process, still starting or already training
+        run.send("stop")
+
+
+async def test_f_shows_every_sample_full_screen_a_page_at_a_time(tmp_path):
+    """Images too small to judge at 80x24: f shows the tab's grid full screen, tiles at a
+    readable size, and PgDn reaches every one of the 64."""
+    from test_studio import _fixture_run
+
+    from studio.screens.zoom import ZoomScreen
+
+    rd = _fixture_run(tmp_path, "finished")
+    app = GenStudioApp(graphics="halfblock", attach=str(rd.path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.snapshot is not None, what="snapshot")
+        await pilot.press("2", "f")
+        await pilot.pause()
+        zoom = app.screen
+        assert isinstance(zoom, ZoomScreen)
+        title = lambda: str(zoom.query_one("#zoom-title").render())  # noqa: E731
+        assert "tiles 1-" in title() and "of 64" in title()
+        shown = zoom.per_page
+        assert 1 <= shown < 64
+        seen = shown
+        while seen < 64:
+            await pilot.press("pagedown")
+            await pilot.pause()
+            seen += zoom.per_page
+        assert "of 64" in title() and "-64 of 64" in title()
+        await pilot.press("minus")
+        await pilot.pause()
+        assert zoom.per_page > shown  # smaller tiles, more of them
+        await pilot.press("right")
+        await pilot.pause()
+        assert "recon" in title()  # the next image of the lesson
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen
+
+
+async def test_code_links_are_reachable_by_keyboard():
+    from studio.screens.code_links import CodeLinks
+    from studio.widgets.code_view import CodeView
+
+    app = GenStudioApp(graphics="halfblock", lesson="vae-digits")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert "press k" in str(screen.query_one("#lesson-hint").render())
+        await pilot.press("k")
+        await pilot.pause()
+        assert isinstance(app.screen, CodeLinks)
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert app.screen is screen and screen.query_one("#tabs").active == "tab-code"
+        assert screen.query_one(CodeView).current == screen.links[1][1].removeprefix("code:").split("#")[0]
+
+
+async def test_escape_in_a_settings_box_leaves_the_box_first():
+    app = GenStudioApp(graphics="halfblock", lesson="vae-digits")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await pilot.press("4")  # Settings
+        await pilot.pause()
+        screen.query_one("#hp-lr").focus()
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen and app.focused is None  # still in the lesson, the box left
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is not screen  # the second Esc goes back to the catalog
+
+
+async def test_the_breadcrumb_fits_80_columns():
+    app = GenStudioApp(graphics="halfblock", lesson="vae-digits")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        text = app.screen.query_one("#title-bar").render()
+        assert "handwritten digits" in str(text) and "Variational autoencoders  ›" not in str(text)
