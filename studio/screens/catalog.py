@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -11,20 +12,66 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from studio.lessons import Lesson, load_lessons
+from studio.lessons import Lesson, load_lessons, next_lesson
 from studio.progress import lesson_badge, load_progress
+
+NEXT_STYLE = "bold #ffa62b"  # the next lesson's marker (rich renders rows and the detail: no theme $variables)
+
+
+def duration(lesson: Lesson) -> str:
+    """The lesson's training time in a few characters ("~2 min"), or "" when unknown."""
+    return f"~{lesson.minutes} min" if lesson.minutes else ""
+
+
+def training_time(lesson: Lesson) -> str:
+    """How long the default preset trains, as the detail pane says it ("" when not measured)."""
+    if not lesson.minutes:
+        return ""
+    return (f"{duration(lesson)} at most with the default settings on one CPU core (more cores or a GPU are "
+            "faster); you can stop any time and keep the model")
+
+
+def short_badge(badge: str) -> str:
+    """The progress badge in a few characters, for the list (the detail shows it in full)."""
+    if badge.startswith("★"):
+        return "★ passed"
+    if "trained" in badge:
+        return "✓ trained"
+    if "quiz " in badge:
+        return "✓ " + badge.rsplit("quiz ", 1)[1]
+    return "✓ opened" if badge.startswith("✓") else badge
+
+
+def lesson_row(lesson: Lesson, badge: str, place: int, is_next: bool = False) -> Table:
+    """One lesson in the list: its place on the path, its title (wrapped when narrow, never
+    cut), how long it trains and the learner's progress badge, both on the title's first
+    line. The next lesson to take is marked with an arrow and "next"."""
+    badge = "▶ next" if is_next and not badge.startswith(("★", "✓")) else short_badge(badge)
+    style = ("green" if badge.startswith("★") else "cyan" if badge.startswith("✓")
+             else NEXT_STYLE if is_next else "dim")
+    row = Table.grid(expand=True, padding=(0, 0, 0, 1), pad_edge=True)
+    row.add_column(no_wrap=True, width=4, justify="right")
+    row.add_column(ratio=1)
+    row.add_column(no_wrap=True, justify="right")
+    row.add_column(no_wrap=True, width=10)
+    row.add_row(Text(f"{place}.", style=NEXT_STYLE if is_next else "dim"),
+                Text(lesson.title, style="bold"),
+                Text(duration(lesson), style="dim"), Text(badge, style=style))
+    return row
 
 
 class CatalogScreen(Screen):
     BINDINGS = [
         Binding("enter", "open_lesson", "Open lesson", tooltip="Open the highlighted lesson", show=True),
         Binding("R", "app.show_runs", "Runs", tooltip="Earlier runs: attach, resume"),
+        Binding("v", "review", "Review", tooltip="Review cards from the lessons you opened (spaced repetition)"),
         Binding("q", "app.quit", "Quit", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.lessons: list[Lesson] = load_lessons()
+        self.next: Lesson | None = None  # the first lesson of the path whose quiz is not passed
 
     def compose(self) -> ComposeResult:
         yield Static(Text.assemble(("GenStudio", "bold"), "  learn generative AI by training it yourself"), id="title-bar")
@@ -49,15 +96,18 @@ class CatalogScreen(Screen):
         ol = self.query_one(OptionList)
         highlighted = ol.highlighted
         ol.clear_options()
-        family = None
-        for lesson in self.lessons:
+        self.next = next_lesson(self.lessons, progress)
+        family, next_index = None, None
+        for place, lesson in enumerate(self.lessons, start=1):
             if lesson.family != family:
                 family = lesson.family
                 ol.add_option(Option(Text(family.upper(), style="bold $accent"), disabled=True))
-            badge = lesson_badge(lesson.id, progress)
-            style = "green" if badge.startswith("★") else ("cyan" if badge.startswith("✓") else "dim")
-            ol.add_option(Option(Text.assemble("  ", (lesson.title, "bold"), "  ", (badge, style)), id=lesson.id))
-        ol.highlighted = highlighted if highlighted is not None else 1
+            is_next = self.next is not None and lesson.id == self.next.id
+            if is_next:
+                next_index = ol.option_count
+            ol.add_option(Option(lesson_row(lesson, lesson_badge(lesson.id, progress), place, is_next), id=lesson.id))
+        # The learner's place on the path when the catalog opens; where they were when it returns.
+        ol.highlighted = highlighted if highlighted is not None else (next_index if next_index is not None else 1)
         self.show_detail()
 
     def current(self) -> Lesson | None:
@@ -75,10 +125,17 @@ class CatalogScreen(Screen):
             detail.update("No lessons found.")
             return
         sources = "\n".join(f"  • {s['book']}, ch. {s['chapter']}: {s.get('topic', '')}" for s in lesson.sources)
+        titles = {l.id: l.title for l in self.lessons}
+        before = ", ".join(titles.get(p, p) for p in lesson.prerequisites) or "nothing: start here"
+        when = training_time(lesson)
         detail.update(Text.assemble(
-            (lesson.title + "\n", "bold"), (lesson.family + "\n\n", "dim"), lesson.summary + "\n\n",
+            (lesson.title + "\n", "bold"), (lesson.family + "\n\n", "dim"),
+            (("▶ Next on your path\n\n", NEXT_STYLE) if self.next is not None and lesson.id == self.next.id else ""),
+            lesson.summary + "\n\n",
+            ("Take first: ", "bold"), before + "\n",
+            ("Progress: ", "bold"), lesson_badge(lesson.id) + "\n",
+            *((("Training: ", "bold"), when + "\n") if when else ()), "\n",
             ("Sources\n", "bold"), sources + "\n\n",
-            ("Progress: ", "bold"), lesson_badge(lesson.id) + "\n\n",
             ("Press Enter to open it. ", "italic"),
             (f"Headless: genstudio train {lesson.recipe}", "dim"),
         ))
@@ -91,3 +148,8 @@ class CatalogScreen(Screen):
         lesson = self.current()
         if lesson is not None:
             self.app.open_lesson(lesson.id)
+
+    def action_review(self) -> None:
+        from studio.screens.review import ReviewScreen
+
+        self.app.push_screen(ReviewScreen())

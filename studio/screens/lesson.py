@@ -21,14 +21,19 @@ from textual.widget import Widget
 from textual.widgets import Footer, Markdown, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from engine.panes import MODEL_TAB
 from engine.registry import dashboard, get_config_class
-from engine.rundir import RunDir, RunDirError
+from engine.rundir import TERMINAL_STATES, RunDir, RunDirError
 from engine.runs import ACTIVE, CONTINUABLE, RunError
 from engine.schema import specs
-from studio.lessons import CODE_LINK, Lesson, get_lesson
-from studio.messages import AskEngine, PickSetting, QuizFinished, RunSnapshot
-from studio.progress import mark_opened, record_quiz
+from studio.lessons import CODE_LINK, Lesson, get_lesson, load_lessons
+from studio.messages import AskEngine, OpenCode, PickSetting, QuizFinished, RunSnapshot
+from studio.progress import mark_opened, mark_trained, record_quiz, was_trained
 from studio.run_control import RunControl
+from studio.screens.code_links import CodeLinks, code_links
+from studio.screens.next_lesson import NextLesson
+from studio.screens.term import choose_term, show_term
+from studio.screens.zoom import ZoomItem, ZoomScreen
 from studio.views import build_view
 from studio.widgets.code_view import CodeView
 from studio.widgets.hyperparams import HyperparamForm
@@ -48,6 +53,9 @@ class LessonScreen(Screen):
         Binding("x", "stop", "Stop", tooltip="Stop training and save a checkpoint"),
         Binding("l", "toggle_lesson", "Lesson", tooltip="Show or hide the lesson text"),
         Binding("e", "export", "Export PNG", tooltip="Save the current samples as a PNG in the current folder"),
+        Binding("f", "zoom", "Full screen", tooltip="Show this tab's images full screen, every tile, as large as fits"),
+        Binding("k", "code_links", "Code links", tooltip="Jump to the code the lesson's text links to"),
+        Binding("t", "terms", "Terms", tooltip="The glossary terms the lesson marks, with their definitions"),
         Binding("u", "continue_run", "Continue", tooltip="Continue this stopped run from its last checkpoint"),
         Binding("r", "reset", "Reset", tooltip="Start over with fresh weights (the old run is kept)"),
         Binding("c", "checkpoint", "Checkpoint", tooltip="Save a checkpoint now", show=False),
@@ -61,12 +69,14 @@ class LessonScreen(Screen):
         super().__init__()
         self.lesson: Lesson = get_lesson(lesson_id)
         self.spec_list = specs(get_config_class(self.lesson.recipe))
-        self.tabs = dashboard(self.lesson.recipe)
-        self.panes = [pane for tab in self.tabs for pane in tab.panes]
+        self.tabs = dashboard(self.lesson.recipe)  # the recipe's own tabs, numbered first
+        self.panes = [pane for tab in (*self.tabs, MODEL_TAB) for pane in tab.panes]
         # What e exports: the first image the dashboard shows (the sample grid, the field).
         self.export_artifact = next((p.export for p in self.panes if p.export), None)
         self.control = RunControl(self.lesson.recipe, self.lesson.id, {s.name: s.default for s in self.spec_list})
         self.views: dict[str, Widget] = {}  # pane id -> its widget
+        self.links = code_links(self.lesson.body)  # (label, href) of the text's code links
+        self._trained = was_trained(self.lesson.id)  # a run of it reached its bar before
         self.snapshot: RunSnapshot | None = None
         self._attach_to = attach
         self._resume = resume  # continue the attached run from its checkpoint on mount
@@ -88,11 +98,13 @@ class LessonScreen(Screen):
 
     # -- layout --
     def compose(self) -> ComposeResult:
-        yield Static(Text.assemble(("GenStudio", "bold"), "  ›  ", self.lesson.family, "  ›  ",
-                                   (self.lesson.title, "bold")), id="title-bar")
+        yield Static(self._breadcrumb(200), id="title-bar")
         by_name = {s.name: s for s in self.spec_list}
         with Horizontal(id="lesson-body"):
             with VerticalScroll(id="lesson-pane"):
+                if self.links:
+                    yield Static(Text("Links to code open it in the Code tab: click one, or press k to choose. "
+                                      "t lists the glossary terms.", style="dim italic"), id="lesson-hint")
                 yield Markdown(self.lesson.body, id="lesson-text", open_links=False)
             with Vertical(id="dashboard"):
                 yield Static("", id="banner")
@@ -110,6 +122,10 @@ class LessonScreen(Screen):
                         yield CodeView(self.lesson.code, id="code")
                     with TabPane(f"{n + 3} Quiz", id="tab-quiz"):
                         yield QuizPanel(self.lesson.id, self.lesson.quiz, id="quiz")
+                    with TabPane(f"{n + 4} {MODEL_TAB.title}", id=MODEL_TAB.id):  # every lesson's: the network
+                        for pane in MODEL_TAB.panes:
+                            self.views[pane.id] = build_view(pane, by_name, self.params)
+                            yield self.views[pane.id]
                 yield Static("", id="log-line")
                 yield StatusLine(id="status")
         yield Footer()
@@ -126,7 +142,17 @@ class LessonScreen(Screen):
     def on_resize(self, event) -> None:
         self._apply_width(event.size.width)
 
+    def _breadcrumb(self, width: int) -> Text:
+        """GenStudio › family › title; the family goes first when the line is too short."""
+        parts = [("GenStudio", "bold"), "  ›  ", self.lesson.family, "  ›  ", (self.lesson.title, "bold")]
+        text = Text.assemble(*parts)
+        if text.cell_len > width - 2:
+            text = Text.assemble(*parts[:2], parts[4])
+        text.no_wrap, text.overflow = True, "ellipsis"
+        return text
+
     def _apply_width(self, width: int) -> None:
+        self.query_one("#title-bar", Static).update(self._breadcrumb(width))
         narrow = width < NARROW
         if narrow != self.has_class("narrow"):
             self.set_class(narrow, "narrow")
@@ -173,6 +199,7 @@ class LessonScreen(Screen):
                 view.load(ArtifactUpdate(name, snap.samples[name], snap.captions.get(name, ""),
                                          snap.sample_steps.get(name, snap.step)))
         self._show_banner(snap)
+        self._check_bar(snap)
         # The engine's latest log line, while it is news (or while nothing else is happening).
         fresh = bool(snap.logs) and (time.time() - snap.last_log_time < LOG_FRESH_S or snap.state == "starting")
         line = snap.logs[-1] if fresh else ""
@@ -229,6 +256,10 @@ class LessonScreen(Screen):
                         and snap.step < snap.total_steps)
         if action == "export":
             return bool(snap and self.export_artifact in snap.samples)
+        if action == "zoom":
+            return bool(self._zoom_items())
+        if action == "code_links":
+            return bool(self.links)
         return True
 
     def _new_run(self, params: dict) -> None:
@@ -295,6 +326,37 @@ class LessonScreen(Screen):
             return
         self.notify(f"Saved the sample grid to {dest}", timeout=8)
 
+    def _zoom_items(self) -> list[ZoomItem]:
+        """The images the lesson shows now, this tab's first."""
+        snap = self.snapshot
+        if snap is None:
+            return []
+        active = self.query_one(TabbedContent).active
+        tabs = sorted(self.tabs, key=lambda t: t.id != active)
+        items, seen = [], set()
+        for tab in tabs:
+            for pane in tab.panes:
+                name = pane.export
+                if name and name in snap.samples and name not in seen:
+                    seen.add(name)
+                    step = snap.sample_steps.get(name, snap.step)
+                    items.append(ZoomItem(f"{tab.title} · {name}", snap.samples[name],
+                                          f"{snap.captions.get(name, '')} · step {step}",
+                                          getattr(pane, "tile", None), getattr(pane, "group", 1)))
+        return items
+
+    def action_zoom(self) -> None:
+        items = self._zoom_items()
+        if items:
+            self.app.push_screen(ZoomScreen(items))
+
+    def action_code_links(self) -> None:
+        def chosen(href: str | None) -> None:
+            if href:
+                self._open_code(href)
+
+        self.app.push_screen(CodeLinks(self.links), chosen)
+
     def action_tab(self, number: int) -> None:
         """Show the numbered dashboard tab (keys 1-9); on a narrow screen this hides the
         lesson text."""
@@ -313,7 +375,7 @@ class LessonScreen(Screen):
     def tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """A tab with a text box (the prompt, the sentence to translate) takes the keys at
         once, so typing goes into the box rather than starting a run."""
-        tab = next((t for t in self.tabs if t.id == event.pane.id), None)
+        tab = next((t for t in (*self.tabs, MODEL_TAB) if t.id == event.pane.id), None)
         for pane in tab.panes if tab else ():
             if self.views[pane.id].focus_input():
                 break
@@ -324,8 +386,14 @@ class LessonScreen(Screen):
         else:
             self.toggle_class("hide-lesson")
 
+    def _training(self) -> bool:
+        """A run is training, or was just started and has not said so yet."""
+        if self.snapshot is None or self.snapshot.state == "new":
+            return self.bridge.run is not None and self.bridge.engine_alive()
+        return self.snapshot.state in ACTIVE
+
     def action_back(self) -> None:
-        if self.snapshot and self.snapshot.state in ACTIVE:
+        if self._training():
             self.app.notify("Training keeps going in the background; Runs (R) reattaches to it.")
         self.workers.cancel_group(self, "follow")
         self.app.pop_screen()
@@ -333,8 +401,8 @@ class LessonScreen(Screen):
     def on_unmount(self) -> None:
         """Leaving the lesson (or quitting): a finished run's engine, kept for the views,
         is no longer needed. Training in progress keeps going."""
-        if not (self.snapshot and self.snapshot.state in ACTIVE) and self.bridge.engine_alive():
-            self.bridge.send("stop")
+        if self.snapshot is not None and self.snapshot.state in TERMINAL_STATES and self.bridge.engine_alive():
+            self.bridge.send("stop")  # (a run still "new" or "starting" is training: left alone)
 
     # -- requests from the views --
     def _engine_for(self, what: str) -> bool:
@@ -390,12 +458,26 @@ class LessonScreen(Screen):
         self.notify(f"{'Restarted' if active else 'Started'} with {changed}; earlier runs are kept in Runs.")
         self._show_tab(self.tabs[0].id)
 
+    @on(OpenCode)
+    def open_code(self, event: OpenCode) -> None:
+        if CODE_LINK.match(event.href):
+            self._open_code(event.href)
+
+    def action_terms(self) -> None:
+        if not choose_term(self, self.lesson.body):
+            self.notify("This lesson marks no glossary terms.")
+
     @on(Markdown.LinkClicked)
     def link_clicked(self, event: Markdown.LinkClicked) -> None:
-        m = CODE_LINK.match(event.href)
-        if not m:
+        if show_term(self, event.href):  # a term: its definition in place
+            return
+        if not CODE_LINK.match(event.href):
             self.app.open_url(event.href)
             return
+        self._open_code(event.href)
+
+    def _open_code(self, href: str) -> None:
+        m = CODE_LINK.match(href)
         self._show_tab("tab-code")
         if self.has_class("show-lesson"):
             self.remove_class("show-lesson")
@@ -405,3 +487,27 @@ class LessonScreen(Screen):
     @on(QuizFinished)
     def quiz_finished(self, event: QuizFinished) -> None:
         record_quiz(event.lesson_id, event.score, event.total)
+        if event.score == event.total:  # passed: offer the next lesson of the path
+            path = load_lessons()
+            ids = [lesson.id for lesson in path]
+            here = ids.index(self.lesson.id) if self.lesson.id in ids else len(ids)
+            upcoming = path[here + 1] if here + 1 < len(path) else None
+
+            def chosen(go: bool | None) -> None:
+                if go and upcoming is not None:
+                    self.app.pop_screen()
+                    self.app.open_lesson(upcoming.id)
+
+            self.app.push_screen(NextLesson(self.lesson, upcoming), chosen)
+
+    def _check_bar(self, snap: RunSnapshot) -> None:
+        """Record the lesson as trained the first time a run of it reaches its bar."""
+        bar = self.lesson.bar
+        if bar is None or self._trained:
+            return
+        latest = {name: ys[-1] for name, (xs, ys) in snap.series.items() if ys}
+        if bar.reached(latest):
+            self._trained = True
+            mark_trained(self.lesson.id, bar.value(latest), Path(snap.run_dir).name)
+            self.notify(f"Trained to this lesson's bar ({bar.describe()}): the catalog marks it. The quiz is next.",
+                        timeout=8)

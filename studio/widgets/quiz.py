@@ -1,6 +1,16 @@
-"""The lesson's quiz: multiple choice, feedback with an explanation for each question."""
+"""The lesson's quiz: multiple choice, feedback with an explanation for each question.
+
+The choices are shuffled for every attempt (when the quiz is built and on "Try again"), so
+a learner who retries has to read the choices again rather than remember a position.
+``order[i][j]`` is the original index (in the lesson file) of the choice shown j-th under
+question i; checking maps the pressed button back through it. Every checked answer is
+recorded with its time (studio.progress.record_answers), not only the best score.
+"""
 
 from __future__ import annotations
+
+import random
+import time
 
 from textual import on
 from textual.app import ComposeResult
@@ -9,6 +19,17 @@ from textual.widgets import Button, RadioButton, RadioSet, Static
 
 from studio.lessons import QuizQuestion
 from studio.messages import QuizFinished
+from studio.progress import record_answers
+
+
+def shuffled(n: int, rng: random.Random, avoid: list[int] | None = None) -> list[int]:
+    """A random order of range(n); different from ``avoid`` whenever n > 1, so a retry
+    never shows a question's choices in the order the learner just saw."""
+    order = list(range(n))
+    while True:
+        rng.shuffle(order)
+        if n < 2 or order != avoid:
+            return order
 
 
 class QuizPanel(VerticalScroll):
@@ -21,40 +42,66 @@ class QuizPanel(VerticalScroll):
     QuizPanel .feedback { margin-bottom: 1; }
     QuizPanel .right { color: $success; }
     QuizPanel .wrong { color: $error; }
+    QuizPanel #quiz-score { width: 100%; text-style: bold; }
     QuizPanel #quiz-buttons { height: 3; margin-top: 1; }
-    QuizPanel #quiz-score { margin-left: 2; padding-top: 1; }
+    QuizPanel #quiz-retry { margin-left: 1; }
     """
 
-    def __init__(self, lesson_id: str, questions: list[QuizQuestion], **kwargs) -> None:
+    def __init__(self, lesson_id: str, questions: list[QuizQuestion], rng: random.Random | None = None,
+                 **kwargs) -> None:
+        """``rng`` shuffles the choices (a seeded one makes the orders repeatable in tests)."""
         super().__init__(**kwargs)
         self.lesson_id = lesson_id
         self.questions = questions
+        self.rng = rng or random.Random()
+        self.attempt = 1
+        self.order: list[list[int]] = [shuffled(len(q.choices), self.rng) for q in questions]
+        # What was last recorded for each question in this attempt: checking again without
+        # changing an answer records nothing new.
+        self._recorded: dict[int, int] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(f"{len(self.questions)} questions. Pick an answer for each, then check.", classes="intro")
         for i, q in enumerate(self.questions):
             yield Static(f"{i + 1}. {q.question}", classes="question", markup=False)
             with RadioSet(id=f"q{i}"):
-                for choice in q.choices:
-                    yield RadioButton(choice)
+                for k in self.order[i]:
+                    yield RadioButton(q.choices[k])
             yield Static("", id=f"fb{i}", classes="feedback")
+        yield Static("", id="quiz-score")  # above the buttons: in view when Check is pressed
         with Horizontal(id="quiz-buttons"):
             yield Button("Check answers", id="quiz-check", variant="primary")
-            yield Static("", id="quiz-score")
+            yield Button("Try again", id="quiz-retry", disabled=True)
+
+    def button_for(self, question: int, choice: int) -> RadioButton:
+        """The radio button showing original choice ``choice`` of question ``question``."""
+        buttons = list(self.query_one(f"#q{question}", RadioSet).query(RadioButton))
+        return buttons[self.order[question].index(choice)]
+
+    def chosen(self, question: int) -> int | None:
+        """The original index of the choice pressed for ``question``, or None."""
+        shown = self.query_one(f"#q{question}", RadioSet).pressed_index
+        return self.order[question][shown] if shown >= 0 else None
 
     @on(Button.Pressed, "#quiz-check")
     def check(self) -> None:
-        score = 0
-        answered = 0
+        score = answered = 0
+        answers = []
+        now = time.time()
         for i, q in enumerate(self.questions):
-            chosen = self.query_one(f"#q{i}", RadioSet).pressed_index
+            chosen = self.chosen(i)
             fb = self.query_one(f"#fb{i}", Static)
             fb.remove_class("right", "wrong")
-            if chosen < 0:
+            if chosen is None:
                 fb.update("(no answer yet)")
                 continue
             answered += 1
-            if chosen == q.answer:
+            right = chosen == q.answer
+            if self._recorded.get(i) != chosen:
+                answers.append({"question": i, "chosen": chosen, "text": q.choices[chosen], "right": right,
+                                "attempt": self.attempt, "time": now})
+                self._recorded[i] = chosen
+            if right:
                 score += 1
                 fb.update(f"✓ Right. {q.explain}")
                 fb.add_class("right")
@@ -64,5 +111,22 @@ class QuizPanel(VerticalScroll):
         total = len(self.questions)
         verdict = "passed: well done!" if score == total else "read the lesson again and retry"
         self.query_one("#quiz-score", Static).update(f"{score}/{total} right; {verdict}")
+        self.query_one("#quiz-retry", Button).disabled = False
+        if answers:
+            record_answers(self.lesson_id, answers)
         if answered:
             self.post_message(QuizFinished(self.lesson_id, score, total))
+
+    @on(Button.Pressed, "#quiz-retry")
+    async def retry(self) -> None:
+        """A fresh attempt: new orders, no answers, no feedback, back to the first question."""
+        self.attempt += 1
+        self.order = [shuffled(len(q.choices), self.rng, avoid=old) for q, old in zip(self.questions, self.order)]
+        self._recorded = {}
+        await self.recompose()
+        self.call_after_refresh(self._back_to_the_top)
+
+    def _back_to_the_top(self) -> None:
+        self.scroll_home(animate=False)
+        if self.questions:
+            self.query_one("#q0", RadioSet).focus(scroll_visible=False)
