@@ -177,3 +177,19 @@ def summarise(rd: RunDir) -> RunSummary:
 def list_summaries(root: Path | None = None) -> list[RunSummary]:
     """Every run under the runs root, newest first."""
     return [summarise(rd) for rd in list_runs(root)]
+
+
+def training_run_of(lesson: str, root: Path | None = None) -> RunDir | None:
+    """The newest run of ``lesson`` if it is still training (running or paused, its engine
+    alive): the studio shows it again when the lesson is reopened. Only the newest run of
+    the lesson is looked at: an older one still training is in the runs list."""
+    for rd in list_runs(root):
+        try:
+            cfg = rd.read_config()
+        except RunDirError:
+            continue
+        if cfg.get("lesson") != lesson:
+            continue
+        hist = read_history(rd)
+        return rd if run_state(rd, hist) in ACTIVE else None
+    return None

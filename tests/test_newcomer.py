@@ -113,3 +113,55 @@ async def test_the_breadcrumb_fits_80_columns():
         await pilot.pause()
         text = app.screen.query_one("#title-bar").render()
         assert "handwritten digits" in str(text) and "Variational autoencoders  ›" not in str(text)
+
+
+# -- what a first walk through the lessons at 80x24 found --
+async def test_the_lesson_text_takes_the_keys_so_pgdn_reads_on_at_once():
+    app = GenStudioApp(graphics="halfblock", lesson="vae-digits")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        pane = app.screen.query_one("#lesson-pane")
+        assert app.focused is pane
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert pane.scroll_y > 0
+
+
+async def test_a_code_link_opens_at_its_definition_the_first_time():
+    from textual.containers import ScrollableContainer
+
+    from studio.widgets.code_view import CodeView
+
+    app = GenStudioApp(graphics="halfblock", lesson="vae-digits")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.screen._open_code("code:engine/recipes/vae.py#VAERecipe.train_step")  # the Code tab never shown before
+        await pilot.pause()
+        await pilot.pause()
+        assert app.screen.query_one(CodeView).query_one(ScrollableContainer).scroll_y > 10
+
+
+def test_code_link_labels_keep_the_underscores_of_names():
+    from studio.screens.code_links import code_links
+
+    body = "[sample_classes](code:engine/data/classes2d.py#sample_classes) and [`train_step`](code:x.py#f)"
+    assert [label for label, _ in code_links(body)] == ["sample_classes", "train_step"]
+
+
+async def test_escape_on_a_drop_down_leaves_it_before_the_lesson():
+    from textual.widgets import Select
+
+    app = GenStudioApp(graphics="halfblock", lesson="vae-digits")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await pilot.press("4")  # Settings
+        await pilot.pause()
+        select = screen.query(Select).first()
+        select.focus()
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen and not select.has_focus
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is not screen

@@ -46,9 +46,11 @@ def lesson_row(lesson: Lesson, badge: str, place: int, is_next: bool = False) ->
     """One lesson in the list: its place on the path, its title (wrapped when narrow, never
     cut), how long it trains and the learner's progress badge, both on the title's first
     line. The next lesson to take is marked with an arrow and "next"."""
-    badge = "▶ next" if is_next and not badge.startswith(("★", "✓")) else short_badge(badge)
-    style = ("green" if badge.startswith("★") else "cyan" if badge.startswith("✓")
-             else NEXT_STYLE if is_next else "dim")
+    badge = short_badge(badge)
+    if is_next:  # the arrow, with how far the learner has got: "▶ next", "▶ opened", "▶ 3/5"
+        badge = "▶ next" if badge == "new" else "▶ " + badge.removeprefix("✓ ")
+    style = (NEXT_STYLE if is_next else "green" if badge.startswith("★") else "cyan" if badge.startswith("✓")
+             else "dim")
     row = Table.grid(expand=True, padding=(0, 0, 0, 1), pad_edge=True)
     row.add_column(no_wrap=True, width=4, justify="right")
     row.add_column(ratio=1)

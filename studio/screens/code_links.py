@@ -22,7 +22,7 @@ def code_links(body: str) -> list[tuple[str, str]]:
     for label, href in LINK.findall(body):
         if href not in seen:
             seen.add(href)
-            out.append((re.sub(r"[`*_]", "", label), href))
+            out.append((re.sub(r"[`*]", "", label), href))  # identifiers keep their underscores
     return out
 
 

@@ -59,6 +59,7 @@ def load_runs(paths: list[str | Path]) -> tuple[list[Compared], str]:
         if recipe not in RECIPES or not isinstance(params, dict):
             return [], f"{rd.name}: its config names no recipe GenStudio has"
         hist = read_history(rd)
+        params = {**params, **hist.params}  # a value changed live is what the run ended with
         runs.append(Compared(label, rd, recipe, params, hist, run_state(rd, hist)))
     recipes = sorted({r.recipe for r in runs})
     if len(recipes) > 1:

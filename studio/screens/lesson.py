@@ -24,7 +24,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from engine.panes import MODEL_TAB
 from engine.registry import dashboard, get_config_class
 from engine.rundir import TERMINAL_STATES, RunDir, RunDirError
-from engine.runs import ACTIVE, CONTINUABLE, RunError
+from engine.runs import ACTIVE, CONTINUABLE, RunError, training_run_of
 from engine.schema import specs
 from studio.lessons import CODE_LINK, Lesson, get_lesson, load_lessons
 from studio.messages import AskEngine, OpenCode, PickSetting, QuizFinished, RunSnapshot
@@ -39,7 +39,7 @@ from studio.widgets.code_view import CodeView
 from studio.widgets.hyperparams import HyperparamForm
 from studio.widgets.quiz import QuizPanel
 from studio.widgets.status_line import StatusLine
-from studio.widgets.view import ArtifactUpdate
+from studio.widgets.view import ArtifactUpdate, is_field
 
 LOG_FRESH_S = 15.0  # seconds an engine log line stays on screen
 NARROW = 110  # columns below which the lesson text and the dashboard take turns
@@ -133,11 +133,25 @@ class LessonScreen(Screen):
     def on_mount(self) -> None:
         mark_opened(self.lesson.id)
         self.query_one(StatusLine).update_from(None)
+        if not self._attach_to:  # reopened while its run still trains: show that run, not an empty lesson
+            running = training_run_of(self.lesson.id)
+            if running is not None:
+                self._attach_to = str(running.path)
+                self.notify(f"Your run {running.name} is still training: here it is. s starts a new one.")
         if self._attach_to:
             rd = RunDir(self._attach_to)
             self.control.attach(rd, resume=self._resume)
             self._follow_run(rd.read_config())
         self._apply_width(self.size.width)
+        self.call_after_refresh(self._focus_text)
+
+    def _focus_text(self) -> None:
+        """A lesson opens with its text taking the keys when the text is on screen, so ↓ and
+        PgDn read on at once (the studio's letter keys still work: the text binds none of
+        them; a tab's number gives the keys to that tab)."""
+        pane = self.query_one("#lesson-pane")
+        if pane.region.width and pane.region.height:
+            pane.focus()
 
     def on_resize(self, event) -> None:
         self._apply_width(event.size.width)
@@ -383,6 +397,8 @@ class LessonScreen(Screen):
     def action_toggle_lesson(self) -> None:
         if self.has_class("narrow"):
             self.toggle_class("show-lesson")
+            if self.has_class("show-lesson"):
+                self.query_one("#lesson-pane").focus()  # ↓ and PgDn read the text at once
         else:
             self.toggle_class("hide-lesson")
 
@@ -393,6 +409,9 @@ class LessonScreen(Screen):
         return self.snapshot.state in ACTIVE
 
     def action_back(self) -> None:
+        if is_field(self.focused):  # one rule everywhere: Esc leaves a field first
+            self.set_focus(None)
+            return
         if self._training():
             self.app.notify("Training keeps going in the background; Runs (R) reattaches to it.")
         self.workers.cancel_group(self, "follow")
@@ -455,7 +474,12 @@ class LessonScreen(Screen):
             self.bridge.send("stop")
         self._new_run(dict(event.values))
         changed = ", ".join(f"{k}={v}" for k, v in event.changed.items())
-        self.notify(f"{'Restarted' if active else 'Started'} with {changed}; earlier runs are kept in Runs.")
+        # A value changed live earlier carries over into the new run: say so.
+        defaults = {s.name: s.default for s in self.spec_list}
+        kept = ", ".join(f"{s.name}={event.values[s.name]}" for s in self.spec_list if s.live
+                         and s.name not in event.changed and event.values.get(s.name) != defaults[s.name])
+        kept = f" (keeping {kept}, changed live)" if kept else ""
+        self.notify(f"{'Restarted' if active else 'Started'} with {changed}{kept}; earlier runs are kept in Runs.")
         self._show_tab(self.tabs[0].id)
 
     @on(OpenCode)

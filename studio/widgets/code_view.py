@@ -70,5 +70,7 @@ class CodeView(Widget):
         if rel_path in self.files:
             self.query_one(Tabs).active = f"code-{self.files.index(rel_path)}"
         scroll = self.query_one(ScrollableContainer)
-        scroll.scroll_to(y=max(0, span[0] - 3) if span else 0, animate=False)
+        # After the new text is laid out: a tab shown for the first time has no height yet,
+        # and a scroll asked for now would stop at line 1.
+        self.call_after_refresh(scroll.scroll_to, y=max(0, span[0] - 3) if span else 0, animate=False)
         return True

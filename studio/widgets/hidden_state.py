@@ -184,7 +184,9 @@ class HiddenStateView(View, Vertical):
         tracked = (data.get("tracked") or [None] * len(data["layers"]))[self.pick_layer]
         found = isinstance(tracked, dict) and tracked.get("found")
         order = unit_order(units, tracked.get("unit") if found else None)
-        labels = [f"{MARK}{u}" if found and i == 0 else str(u) for i, u in enumerate(order)]
+        # Every label keeps room for the mark, so the columns stay put whether or not a
+        # tracking unit was found in the newest reading.
+        labels = [(MARK if found and i == 0 else " " * len(MARK)) + str(u) for i, u in enumerate(order)]
         self._status(Text.assemble(
             (f"Layer {self.pick_layer + 1}: {len(units)} hidden units (rows, most changing first) after each token "
              "read (columns). ", "bold"), "Esc, then ↑/↓ or PgUp/PgDn scroll the units.\n",

@@ -50,6 +50,15 @@ class ArtifactUpdate:
     step: int  # the training step of the model that made it
 
 
+def is_field(widget: object) -> bool:
+    """A widget the learner types into or picks in (a box, a drop-down, a set of choices):
+    Esc leaves it first, before it leaves the screen."""
+    from textual.widgets import Input, RadioButton, RadioSet, Select, TextArea
+    from textual.widgets._select import SelectCurrent
+
+    return isinstance(widget, (Input, TextArea, Select, SelectCurrent, RadioSet, RadioButton))
+
+
 class View:
     """Mixin with the protocol's defaults (a view inherits it beside its Textual base)."""
 
