@@ -84,6 +84,15 @@ class Recipe:
         """The views to show now (called every few seconds and on demand)."""
         return []
 
+    def digit_judge(self):
+        """The digit classifier that scores drawn digits (recognisability, coverage), loaded
+        from the cache (or fitted there once) on first use and kept as ``self.classifier``."""
+        if getattr(self, "classifier", None) is None:
+            from engine.metrics.digit_classifier import get_digit_classifier
+
+            self.classifier = get_digit_classifier(self.ctx.device, log=self.ctx.log)
+        return self.classifier
+
     def sample_images(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """n new images (N, C, H, W) in [0, 1] from the current model, for export."""
         raise NotImplementedError

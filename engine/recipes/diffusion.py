@@ -218,13 +218,6 @@ class DiffusionRecipe(Recipe):
     def val_loss(self) -> float:
         return self.loss(self.ema.model, self.x_val, self.val_t, self.val_noise).item()
 
-    def judge(self):
-        if self.classifier is None:
-            from engine.metrics.digit_classifier import get_digit_classifier
-
-            self.classifier = get_digit_classifier(self.ctx.device, log=self.ctx.log)
-        return self.classifier
-
     def evaluate(self) -> dict[str, float]:
         metrics = {}
         if self.toy or self.ctx.need_data:
@@ -239,7 +232,7 @@ class DiffusionRecipe(Recipe):
             from engine.metrics.digit_classifier import score_digits
 
             x, _ = self.fixed_sample()
-            scores = score_digits(self.judge(), as_digits(self.to_unit(x)))
+            scores = score_digits(self.digit_judge(), as_digits(self.to_unit(x)))
             metrics["quality/recognisability"] = scores["recognisability"]
             metrics["quality/coverage"] = scores["coverage"]
         return metrics
@@ -351,7 +344,7 @@ class DiffusionRecipe(Recipe):
                 return ""
             from engine.metrics.digit_classifier import score_digits
 
-            return f", recognisability {score_digits(self.judge(), as_digits(self.to_unit(x)))['recognisability']:.2f}"
+            return f", recognisability {score_digits(self.digit_judge(), as_digits(self.to_unit(x)))['recognisability']:.2f}"
 
         right = f"DDIM {steps} steps: {t_ddim:.2f} s{score(fast)}"
         blank = torch.full_like(fast, -1.0 + 2 * PAD) if not self.toy else fast[:0]

@@ -171,13 +171,6 @@ class EBMRecipe(Recipe):
     def to_unit(self, x: torch.Tensor) -> torch.Tensor:
         return ((x.float() + 1) / 2).clamp(0, 1)
 
-    def judge(self):
-        if self.classifier is None:
-            from engine.metrics.digit_classifier import get_digit_classifier
-
-            self.classifier = get_digit_classifier(self.ctx.device, log=self.ctx.log)
-        return self.classifier
-
     def evaluate(self) -> dict[str, float]:
         x, _ = self.fixed_chains()
         if self.toy:
@@ -186,7 +179,7 @@ class EBMRecipe(Recipe):
             return {"quality/sliced_wasserstein": sliced_wasserstein(x.cpu(), self.real_eval.cpu())}
         from engine.metrics.digit_classifier import score_digits
 
-        scores = score_digits(self.judge(), self.to_unit(x))
+        scores = score_digits(self.digit_judge(), self.to_unit(x))
         return {"quality/recognisability": scores["recognisability"], "quality/coverage": scores["coverage"]}
 
     @torch.no_grad()

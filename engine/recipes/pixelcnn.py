@@ -100,13 +100,6 @@ class PixelCNNRecipe(Recipe):
         total = sum(self.model.nll(chunk).item() * len(chunk) for chunk in self.x_val.split(64))
         return total / len(self.x_val)
 
-    def judge(self):
-        if self.classifier is None:
-            from engine.metrics.digit_classifier import get_digit_classifier
-
-            self.classifier = get_digit_classifier(self.ctx.device, log=self.ctx.log)
-        return self.classifier
-
     def evaluate(self) -> dict[str, float]:
         metrics = {}
         if self.ctx.need_data:
@@ -116,7 +109,7 @@ class PixelCNNRecipe(Recipe):
             from engine.metrics.digit_classifier import score_digits
 
             x, _ = self.fixed_samples()
-            scores = score_digits(self.judge(), as_digits(self.to_unit(x)))
+            scores = score_digits(self.digit_judge(), as_digits(self.to_unit(x)))
             metrics["quality/recognisability"] = scores["recognisability"]
             metrics["quality/coverage"] = scores["coverage"]
         return metrics
