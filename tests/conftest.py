@@ -90,3 +90,33 @@ def stop_part_way(rd, after: int = 3, timeout: float = 60.0) -> int:
     hist = read_history(rd)
     assert code == 0 and hist.state == "stopped", (code, hist.state)
     return hist.step
+
+
+async def wait_for(pilot, predicate, timeout: float = 90.0, what: str = "") -> None:
+    """Let the app run until ``predicate()`` holds (a studio test's only way to wait)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def settle(pilot, quiet: float = 0.5, timeout: float = 30.0) -> None:
+    """Wait until the screen has not changed for ``quiet`` seconds: a snapshot taken
+    sooner depends on how loaded the machine is (a throttled chart redraw, an image
+    still fitting its pane, a scroll hint that appears after the first layout)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        await pilot.pause(0.1)
+        shot = pilot.app.export_screenshot()
+        if shot != last:
+            last, since = shot, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+    raise AssertionError(f"the screen kept changing for {timeout} s")

@@ -3,20 +3,11 @@ the size where it happened (these failed before their fixes)."""
 
 from __future__ import annotations
 
-import time
 
-from conftest import TINY
+from conftest import TINY, wait_for
 from engine.rundir import JsonlTail
 from studio.app import GenStudioApp
 
-
-async def wait_for(pilot, predicate, timeout: float = 120.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_start_then_escape_at_once_keeps_the_new_run_training():

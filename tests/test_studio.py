@@ -3,13 +3,12 @@ resume, form validation, quiz progress, code links, failure banners, and snapsho
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from conftest import TINY, make_run
+from conftest import TINY, make_run, settle, wait_for
 from engine.rundir import RunDir, read_history
 from studio.app import GenStudioApp
 from studio.messages import RunSnapshot
@@ -20,14 +19,6 @@ from studio.widgets.code_view import CodeView
 from studio.widgets.curves import LossCurves
 from studio.widgets.image_view import ImageView
 
-
-async def wait_for(pilot, predicate, timeout: float = 90.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def lesson_screen(app) -> LessonScreen:
@@ -289,23 +280,24 @@ async def test_too_small_terminal_says_so():
 # -- snapshots of the main screens (deterministic fixtures) --
 
 def test_snapshot_catalog(snap_compare):
-    assert snap_compare(GenStudioApp(graphics="halfblock"), terminal_size=(100, 30))
+    assert snap_compare(GenStudioApp(graphics="halfblock"), terminal_size=(100, 30), run_before=settle)
 
 
 def test_snapshot_lesson_with_a_finished_run(snap_compare, tmp_path):
     rd = _fixture_run(tmp_path, "finished")
 
-    async def settle(pilot):
+    async def finished(pilot):
         screen = pilot.app.screen
-        await wait_for(pilot, lambda: getattr(screen, "snapshot", None) is not None, what="snapshot")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: getattr(screen.snapshot, "state", None) == "finished", what="snapshot")
+        await settle(pilot)
 
     assert snap_compare(GenStudioApp(graphics="halfblock", attach=str(rd.path)), terminal_size=(140, 40),
-                        run_before=settle)
+                        run_before=finished)
 
 
 def test_snapshot_lesson_narrow(snap_compare):
-    assert snap_compare(GenStudioApp(graphics="halfblock", lesson="vae-digits"), terminal_size=(80, 24))
+    assert snap_compare(GenStudioApp(graphics="halfblock", lesson="vae-digits"), terminal_size=(80, 24),
+                        run_before=settle)
 
 
 async def test_command_palette_offers_only_what_can_run_now():

@@ -145,6 +145,9 @@ class LossCurves(View, Vertical):
     def on_mount(self) -> None:
         self.show({})
         self.watch(self.scroller, "scroll_y", lambda: self._hint_more(), init=False)
+        # After the plots' heights change the hint must be worked out from the new layout,
+        # which is only known once the scroller has measured its content again.
+        self.watch(self.scroller, "virtual_size", lambda: self.call_after_refresh(self._hint_more), init=False)
 
     def on_resize(self) -> None:
         self.call_after_refresh(self._fit)
