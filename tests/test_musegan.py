@@ -212,6 +212,7 @@ async def test_the_picker_redraws_a_voice_and_the_roll_plays_and_exports(tmp_pat
         await wait_for(pilot, lambda: "cursor plays silently" in roll.note and "wrote" in roll.note,
                        what="the silent play and where the files went")
         assert roll.cursor is not None
+        assert any("wrote" in n.message and str(tmp_path) in n.message for n in app._notifications)
         await pilot.press("space")
         assert roll.cursor is None
         await pilot.press("x")

@@ -285,3 +285,33 @@ async def test_7_the_runs_screen_never_cuts_a_run_name_at_80_columns(tmp_path):
         assert table.virtual_size.width <= table.scrollable_content_region.width  # nothing off to the side
         labels = [str(c.label) for c in table.columns.values()]
         assert labels[0] == "run" and "state" in labels and "created" not in labels
+
+
+def test_11_tab_labels_shorten_to_fit_and_keep_their_numbers():
+    from studio.widgets.tabs import fit_labels
+
+    labels = ["1 Train", "2 Forward", "3 Timeline", "4 Samplers", "5 Settings", "6 Code", "7 Quiz", "8 Model"]
+    assert fit_labels(labels, 200) == labels
+    for width in (71, 60, 40):
+        shown = fit_labels(labels, width, active=3)
+        assert shown[3] == "4 Samplers"  # the shown tab keeps its whole name
+        assert [s.split(" ")[0] for s in shown] == [str(n) for n in range(1, 9)]  # every key stays
+        assert sum(len(s) + 2 for s in shown) <= width or all(" " not in s for i, s in enumerate(shown) if i != 3)
+    assert fit_labels(labels, 71)[1] == "2 Forw…"
+
+
+async def test_11_at_120_columns_every_tab_of_the_diffusion_lesson_is_in_sight():
+    """At 120x40 the diffusion lesson's tab bar ended in "7 Qui": the Model tab was out of
+    sight and nothing said so."""
+    from textual.widgets import Tabs
+
+    app = GenStudioApp(graphics="halfblock", lesson="diffusion-digits")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        tabs = app.screen.query_one("#tabs Tabs", Tabs)
+        labels = [str(t.label) for t in tabs.query("Tab")]
+        assert len(labels) == 8 and labels[-1].startswith("8 ")
+        assert sum(t.outer_size.width for t in tabs.query("Tab")) <= tabs.size.width
+        await pilot.press("4")
+        await pilot.pause()
+        assert "4 Samplers" in [str(t.label) for t in tabs.query("Tab")]

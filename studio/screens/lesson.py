@@ -39,6 +39,7 @@ from studio.widgets.code_view import CodeView
 from studio.widgets.hyperparams import HyperparamForm
 from studio.widgets.quiz import QuizPanel
 from studio.widgets.status_line import StatusLine
+from studio.widgets.tabs import FittedTabs
 from studio.widgets.view import ArtifactUpdate, is_field
 
 LOG_FRESH_S = 15.0  # seconds an engine log line stays on screen
@@ -108,7 +109,7 @@ class LessonScreen(Screen):
                 yield Markdown(self.lesson.body, id="lesson-text", open_links=False)
             with Vertical(id="dashboard"):
                 yield Static("", id="banner")
-                with TabbedContent(id="tabs"):
+                with FittedTabs(id="tabs"):
                     for n, tab in enumerate(self.tabs, start=1):
                         with TabPane(f"{n} {tab.title}", id=tab.id):
                             with (Vertical if tab.vertical else Horizontal)(classes="views"):

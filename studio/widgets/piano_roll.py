@@ -422,6 +422,8 @@ class PianoRoll(View, Vertical):
         where = f"wrote {mid.name} and {wav.name} in {folder}"
         prefix = f"{self.note} " if self.playing is not None else ""
         self.app.call_from_thread(self._say, prefix + where)
+        # Also where every message of the studio appears (over SSH, the files are the sound).
+        self.app.call_from_thread(self.app.notify, where, title="Music saved", timeout=8)
 
     def _start_sound(self, command: list[str]) -> None:
         if self.playing is None:
