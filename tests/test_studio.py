@@ -350,9 +350,9 @@ async def test_the_attribute_picker_redraws_faces_with_the_chosen_attributes():
         assert [p.id for p in screen.query("TabPane")][:3] == ["tab-train", "tab-picker", "tab-explorer"]
         # Without a run, a choice is kept for the next one.
         screen.query_one("#ctl-pick_glasses").value = "yes"
-        await pilot.pause()
+        await wait_for(pilot, lambda: screen.query_one("#hp-pick_glasses").value == "yes", timeout=10,
+                       what="the form to agree")
         assert screen.params["pick_glasses"] == "yes" and screen.bridge.run is None
-        assert screen.query_one("#hp-pick_glasses").value == "yes"  # the form agrees
         await fill_form(pilot, screen, {"width": 8, "noise_dim": 8, "batch_size": 16, "train_size": 256,
                                         "steps": 1_000_000})
         screen.query_one("#form-apply").scroll_visible(animate=False)
