@@ -128,7 +128,30 @@ def test_views_are_images_of_the_right_layout(face_classifier, size):
     assert arts["explore"].data.shape == (EXPLORE_ROWS * 34 + 2, len(EXPLORE_ALPHAS) * 34 + 2, 3)
     assert "P(glasses) by α" in arts["explore"].caption
     r.set_live("pick_hat", "yes")
-    assert "hat yes" in r._picked().caption and "classifier agrees: hat" in r._picked().caption
+    picked = r._picked()
+    assert "hat yes" in picked.caption and "agrees on the generated: hat" in picked.caption
+    assert "rows 2 and 4 real faces" in picked.caption
+
+
+def test_the_picker_shows_real_faces_with_the_same_labels_under_the_generated():
+    """Cartoon-GAN faces after the full preset were a 'noisy pastel blur' with nothing to
+    compare them with: rows 2 and 4 are real faces drawn with rows 1 and 3's labels."""
+    from engine.data.faces import draw_faces
+    from engine.recipes.cwgan import PICKED_ROW
+
+    r = recipe()
+    r.set_live("pick_hair", "red")
+    grid = r._picked().data  # (rows * 34 + 2, 8 * 34 + 2, 3) uint8
+
+    def tile(row, col):
+        return grid[2 + row * 34:2 + row * 34 + 32, 2 + col * 34:2 + col * 34 + 32]
+
+    labels = r.picked_labels()
+    real = draw_faces(labels, r.cfg.seed + 3).permute(0, 2, 3, 1).numpy()
+    for i in (0, PICKED_ROW - 1, PICKED_ROW, N_PICKED - 1):
+        row, col = 2 * (i // PICKED_ROW) + 1, i % PICKED_ROW
+        assert abs(tile(row, col).astype(int) - real[i].astype(int)).max() <= 1  # the real face, in place
+    assert (labels["hair"] == HAIR_COLOURS.index("red")).all()
 
 
 def test_the_generator_respects_its_labels_after_a_short_run(face_classifier):
