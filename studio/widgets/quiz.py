@@ -61,7 +61,8 @@ class QuizPanel(VerticalScroll):
         self._recorded: dict[int, int] = {}
 
     def compose(self) -> ComposeResult:
-        yield Static(f"{len(self.questions)} questions. Pick an answer for each, then check.", classes="intro")
+        yield Static(f"{len(self.questions)} questions. Pick an answer for each (Tab moves to the next question, "
+                     "↑/↓ choose, Enter or space picks), then Check answers.", classes="intro")
         for i, q in enumerate(self.questions):
             yield Static(f"{i + 1}. {q.question}", classes="question", markup=False)
             with RadioSet(id=f"q{i}"):
