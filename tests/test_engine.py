@@ -61,7 +61,12 @@ def test_samples_have_the_right_shape_and_range():
     assert len(arts["latent_map"].data["x"]) == len(arts["latent_map"].data["label"])
 
 
-def test_run_directory_format(tmp_path):
+def test_run_directory_format(tmp_path, monkeypatch):
+    import engine.runner
+
+    # Metrics are rate-limited by time; an interval longer than the run makes the count
+    # independent of how busy the machine is (a loaded CI machine took over 0.1 s a step).
+    monkeypatch.setattr(engine.runner, "METRICS_INTERVAL", 3600.0)
     rd = make_run(tmp_path / "run", steps=30)
     assert Runner(rd.path).run() == 0
     cfg = json.loads(rd.config_path.read_text())
@@ -79,7 +84,7 @@ def test_run_directory_format(tmp_path):
     assert rd.checkpoint_path.exists()
     assert not rd.pid_path.exists()  # removed when the engine exits
     # Metrics are rate-limited: far fewer metric events than steps would be per-step logging.
-    assert sum(e["type"] == "metric" for e in events) <= 30
+    assert sum(e["type"] == "metric" for e in events) <= 10
 
 
 def test_checkpoint_round_trip(tmp_path):
