@@ -130,12 +130,12 @@ def test_views_are_images_of_the_right_layout(face_classifier, size):
     r.set_live("pick_hat", "yes")
     picked = r._picked()
     assert "hat yes" in picked.caption and "agrees on the generated: hat" in picked.caption
-    assert "rows 2 and 4 real faces" in picked.caption
+    assert "generated (left) | real with the same labels (right)" in picked.caption
 
 
 def test_the_picker_shows_real_faces_with_the_same_labels_under_the_generated():
     """Cartoon-GAN faces after the full preset were a 'noisy pastel blur' with nothing to
-    compare them with: rows 2 and 4 are real faces drawn with rows 1 and 3's labels."""
+    compare them with: each generated face has a real one with its labels on its right."""
     from engine.data.faces import draw_faces
     from engine.recipes.cwgan import PICKED_ROW
 
@@ -148,8 +148,9 @@ def test_the_picker_shows_real_faces_with_the_same_labels_under_the_generated():
 
     labels = r.picked_labels()
     real = draw_faces(labels, r.cfg.seed + 3).permute(0, 2, 3, 1).numpy()
-    for i in (0, PICKED_ROW - 1, PICKED_ROW, N_PICKED - 1):
-        row, col = 2 * (i // PICKED_ROW) + 1, i % PICKED_ROW
+    per_row = PICKED_ROW // 2  # pairs per row
+    for i in (0, per_row - 1, per_row, N_PICKED - 1):
+        row, col = i // per_row, 2 * (i % per_row) + 1
         assert abs(tile(row, col).astype(int) - real[i].astype(int)).max() <= 1  # the real face, in place
     assert (labels["hair"] == HAIR_COLOURS.index("red")).all()
 
@@ -222,3 +223,37 @@ def test_a_finished_run_serves_its_views_until_stopped(tmp_path, face_classifier
     assert Runner(rd.path, serve=60).run() == 0  # returns only once stopped
     thread.join(timeout=10)
     assert any("hair red" in c for c in seen), seen
+
+
+async def test_the_picker_keeps_generated_and_real_faces_in_pairs_at_80x24(tmp_path):
+    """At 80x24 the Picker showed "3 of 32" tiles: three generated faces and no real one."""
+    from dataclasses import asdict
+
+    import numpy as np
+    from PIL import Image
+
+    from conftest import wait_for
+    from engine.rundir import RunDir
+    from studio.app import GenStudioApp
+    from studio.widgets.image_view import ImageView
+
+    rd = RunDir(tmp_path / "faces")
+    rd.path.mkdir()
+    rd.write_config("cwgan", asdict(validate(CWGANConfig, {})), device="cpu", lesson="cgan-faces")
+    rd.emit("state", 0, {"state": "running", "device": "cpu"})
+    rd.samples_dir.mkdir()
+    grid = (np.random.default_rng(0).random((4 * 34 + 2, 8 * 34 + 2, 3)) * 255).astype(np.uint8)
+    Image.fromarray(grid).save(rd.samples_dir / "picked-00000010.png")
+    rd.emit("sample", 10, {"name": "picked", "kind": "image", "path": "samples/picked-00000010.png",
+                           "caption": "any attributes: 16 pairs, generated (left) | real (right)"})
+    rd.emit("state", 10, {"state": "stopped"})
+    app = GenStudioApp(graphics="halfblock", attach=str(rd.path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: getattr(screen, "snapshot", None) is not None, what="snapshot")
+        await pilot.press("2")
+        view = screen.query_one("#picked", ImageView)
+        await wait_for(pilot, lambda: view._tiles is not None and view._tiles[0] > 0, timeout=10,
+                       what="the faces drawn")
+        shown, total = view._tiles
+        assert total == 32 and shown >= 2 and shown % 2 == 0  # whole (generated | real) pairs

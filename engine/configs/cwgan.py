@@ -46,7 +46,8 @@ DASHBOARD = (
     )),
     Tab("Picker", "tab-picker", (
         Controls(PICK_PARAMS, "picker", "Choose the attributes; the generator draws faces that have them."),
-        ImagePane("picked", "picked", placeholder="the picked faces appear once training starts", tile=GRID, min_scale=FACE_SCALE),
+        ImagePane("picked", "picked", placeholder="the picked faces appear once training starts", tile=GRID,
+                  group=2, min_scale=FACE_SCALE),  # (generated | real) pairs
     ), vertical=True),
     Tab("Explorer", "tab-explorer", (
         Controls(("explore",), "explorer", "Each row is one face; left to right, more of the direction is added."),

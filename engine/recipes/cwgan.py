@@ -15,8 +15,8 @@ from engine.models.cwgan import Critic, CWGANArgs, Generator, encode_labels, gra
 from engine.recipes.base import Artifact, Recipe, RunContext
 
 N_EVAL = 256  # fixed (z, labels) pairs scored by the face classifier
-N_PICKED = 16  # generated faces on the Picker tab, each above a real face with the same labels
-PICKED_ROW = 8  # faces per row of the Picker
+N_PICKED = 16  # generated faces on the Picker tab, each beside a real face with the same labels
+PICKED_ROW = 8  # tiles per row of the Picker: four (generated | real) pairs
 EXPLORE_ROWS = 6  # faces in the latent explorer
 EXPLORE_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)  # how much of the direction each column adds
 
@@ -214,9 +214,9 @@ class CWGANRecipe(Recipe):
         return out
 
     def _picked(self) -> Artifact:
-        """The generator's faces for the picked labels, each row of them above a row of
-        real faces drawn by the data's own code with the same labels: what a face with
-        those attributes should look like, to judge the generator's by eye."""
+        """The generator's faces for the picked labels, each beside a real face drawn by the
+        data's own code with the same labels (pairs of tiles, kept whole on a small
+        screen): what a face with those attributes should look like, to judge by eye."""
         from engine.data.faces import draw_faces
         from engine.metrics.face_classifier import attribute_accuracy
 
@@ -224,16 +224,16 @@ class CWGANRecipe(Recipe):
         faces = self.at_32(self.generate(self.fixed_z[:N_PICKED], encode_labels(labels)))
         real = draw_faces({k: v.cpu() for k, v in labels.items()}, self.cfg.seed + 3)
         real = (real.float() / 255).to(faces.device)  # uint8 -> [0, 1], as generated
-        rows = [part[i:i + PICKED_ROW] for i in range(0, N_PICKED, PICKED_ROW) for part in (faces, real)]
+        pairs = torch.stack([faces, real], dim=1).flatten(0, 1)  # generated 0, real 0, generated 1, ...
         chosen = {name: getattr(self.cfg, f"pick_{name}") for name in FACE_ATTRIBUTES}
         asked = {name: labels[name] for name, choice in chosen.items() if choice != "any"}
         what = ", ".join(f"{name} {choice}" for name, choice in chosen.items() if choice != "any") or "any attributes"
-        caption = f"{what}: rows 1 and 3 are {N_PICKED} generated faces, rows 2 and 4 real faces with the same labels"
+        caption = f"{what}: {N_PICKED} pairs, generated (left) | real with the same labels (right)"
         if asked:
             acc = attribute_accuracy(self._classifier(), faces, asked)
             agree = " · ".join(f"{name} {round(v * N_PICKED)}/{N_PICKED}" for name, v in acc.items())
             caption += f" · the classifier agrees on the generated: {agree}"
-        return Artifact("picked", "image", self.view_grid(torch.cat(rows), nrow=PICKED_ROW), caption)
+        return Artifact("picked", "image", self.view_grid(pairs, nrow=PICKED_ROW), caption)
 
     def _explorer(self) -> Artifact:
         from engine.metrics.face_classifier import attribute_probs
