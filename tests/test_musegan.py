@@ -213,6 +213,7 @@ async def test_the_picker_redraws_a_voice_and_the_roll_plays_and_exports(tmp_pat
                        what="the silent play and where the files went")
         assert roll.cursor is not None
         assert any("wrote" in n.message and str(tmp_path) in n.message for n in app._notifications)
+        assert f"wrote to {tmp_path}" in str(screen.query_one("#picked-roll #roll-head").render())
         await pilot.press("space")
         assert roll.cursor is None
         await pilot.press("x")

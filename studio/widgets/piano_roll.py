@@ -201,7 +201,7 @@ class PianoRoll(View, Vertical):
     PianoRoll .settings Label { padding: 0 1 0 2; text-style: bold; }
     PianoRoll .settings Label.first { padding: 0 1 0 0; }
     PianoRoll .settings Input { width: 7; }
-    PianoRoll #roll-head { height: 2; }
+    PianoRoll #roll-head { height: 3; }  /* the caption, the voices and keys, a message */
     PianoRoll #roll-canvas { height: 1fr; }
     """
     BINDINGS = [
@@ -310,11 +310,13 @@ class PianoRoll(View, Vertical):
         if other.get("notes") is not None:
             label = str(other.get("label", "other"))
             head.append(f" · showing {label}, b: back" if self.swapped else f" · b: {label}", style="dim")
-        head.append("\n")
-        head.append_text(legend(data.get("voices") or ["soprano", "alto", "tenor", "bass"]))
-        head.append(self.note or "space plays · e writes MIDI+WAV" + (" · r new version" if self.action else ""),
-                    style="bold red" if self.note.startswith("✗") else "dim")
-        self.query_one("#roll-head", Static).update(head)
+        keys = legend(data.get("voices") or ["soprano", "alto", "tenor", "bass"])
+        keys.append("space plays · e writes MIDI+WAV" + (" · r new version" if self.action else ""), style="dim")
+        # A message (where the files went, an error) has a line of its own: at 80 columns,
+        # after the legend, "wrote ... in FOLDER" was cut to "wrote".
+        status = Text("\n", no_wrap=True, overflow="ellipsis").join(
+            [head, keys, Text(self.note, style="bold red" if self.note.startswith("✗") else "dim")])
+        self.query_one("#roll-head", Static).update(status)
         canvas = self.query_one("#roll-canvas", Static)
         width, height = canvas.content_size.width, canvas.content_size.height
         if width < GUTTER + 4 or height < 1:
@@ -419,7 +421,7 @@ class PianoRoll(View, Vertical):
         except (OSError, ValueError) as e:
             self.app.call_from_thread(self._say, f"could not write the piece: {e}", True)
             return
-        where = f"wrote {mid.name} and {wav.name} in {folder}"
+        where = f"wrote to {folder}: {mid.name} and {wav.name}"  # the folder first: a cut keeps it
         prefix = f"{self.note} " if self.playing is not None else ""
         self.app.call_from_thread(self._say, prefix + where)
         # Also where every message of the studio appears (over SSH, the files are the sound).
