@@ -48,6 +48,11 @@ class AskEngine(Message):
     settings: dict = field(default_factory=dict)  # live parameters to set before asking
     what: str = "answer"  # what the model is needed for, in words ("generate text")
 
+    @property
+    def view(self):
+        """The view that asked (told through ``refused`` when no model can answer)."""
+        return self._sender
+
 
 @dataclass
 class PickSetting(Message):

@@ -197,3 +197,23 @@ async def test_the_roll_reads_at_80x24_and_shows_detail_at_200x60(tmp_path, size
         assert "soprano" in str(screen.query_one("#continue-roll #roll-head").render())
         if size == (200, 60):
             assert roll.data and height >= 40  # 24 semitones of music, each half a row or more
+
+
+async def test_a_request_with_no_model_says_why_instead_of_composing_forever():
+    """Reopened with no run, Enter in the temperature box showed "composing …" for over
+    80 s and no error: the roll now says there is no model and how to get one."""
+    from studio.app import GenStudioApp
+    from studio.widgets.piano_roll import PianoRoll
+    from test_studio import lesson_screen, wait_for
+
+    app = GenStudioApp(graphics="halfblock", lesson="music-transformer")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = lesson_screen(app)
+        await pilot.press("l")  # the dashboard (at 80 columns the text comes first)
+        await pilot.press("2")
+        await pilot.pause()
+        roll = screen.query_one("#continue-roll", PianoRoll)
+        roll.focus()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: "no model yet" in roll.note, timeout=10, what=f"the refusal, not {roll.note!r}")
+        assert "press s" in roll.note and "composing" not in roll.note

@@ -425,9 +425,12 @@ class LessonScreen(Screen):
             self.bridge.send("stop")  # (a run still "new" or "starting" is training: left alone)
 
     # -- requests from the views --
-    def _engine_for(self, what: str) -> bool:
-        """Whether a model is there to answer; a finished run's model is loaded again."""
+    def _engine_for(self, what: str, asker=None) -> bool:
+        """Whether a model is there to answer; a finished run's model is loaded again.
+        When none is, the asking view is told why (it stops saying "working …")."""
         outcome = self.control.engine_for(what, self.snapshot)
+        if not outcome.ok and hasattr(asker, "refused"):
+            asker.refused(outcome.message)
         if outcome.relaunched:
             kept = dict(self.params)
             self._follow_run(self.bridge.run.read_config())
@@ -455,7 +458,7 @@ class LessonScreen(Screen):
         """Send a learner's request to the engine, after any settings that changed."""
         if self.bridge.run is None:
             self.params.update(event.settings)
-        if not self._engine_for(event.what):
+        if not self._engine_for(event.what, event.view):
             return
         self.control.send_settings(event.settings)
         self.query_one(HyperparamForm).set_values(self.params)

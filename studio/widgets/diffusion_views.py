@@ -161,7 +161,7 @@ class ActionImage(View, Vertical):
     def pressed(self, event: Button.Pressed) -> None:
         event.stop()
         self.query_one("#action-note", Static).update(Text("working … (the full DDPM chain takes a while)", style="dim"))
-        self.post_message(AskEngine(self.action, self.artifact, {k: self.values.get(k) for k in self.params},
+        self.ask_engine(AskEngine(self.action, self.artifact, {k: self.values.get(k) for k in self.params},
                                     what="run it"))
 
     def load(self, update: ArtifactUpdate) -> None:
@@ -239,7 +239,7 @@ class PromptImagePanel(View, Vertical):
                 return
         self.query_one("#t2i-note", Static).update(Text("drawing …", style="dim"))
         prompt = self.query_one("#t2i-prompt", Input).value
-        self.post_message(AskEngine("generate", self.artifact, {"prompt": prompt, **settings}, settings, "draw images"))
+        self.ask_engine(AskEngine("generate", self.artifact, {"prompt": prompt, **settings}, settings, "draw images"))
 
     def load(self, update: ArtifactUpdate) -> None:
         if update.path.endswith(".json"):

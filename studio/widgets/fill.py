@@ -112,8 +112,11 @@ class FillPanel(View, Vertical):
         event.stop()
         self.request += 1
         self._status("filling in …")
-        self.post_message(AskEngine("fill", self.artifact, {"text": event.value, "request": self.request}, {},
+        self.ask_engine(AskEngine("fill", self.artifact, {"text": event.value, "request": self.request}, {},
                                     "fill in the blanks"))
+
+    def refused(self, message: str) -> None:
+        self._status(message, error=True)
 
     def _status(self, message: str, error: bool = False) -> None:
         self.query_one("#fill-status", Static).update(Text(message, style="bold red" if error else "dim"))

@@ -133,7 +133,7 @@ class HiddenStateView(View, Vertical):
         event.stop()
         self.request += 1
         self._status(Text("reading …", style="dim"))
-        self.post_message(AskEngine("read", self.artifact, {"text": event.value, "request": self.request}, {},
+        self.ask_engine(AskEngine("read", self.artifact, {"text": event.value, "request": self.request}, {},
                                     "read the text"))
 
     @on(Select.Changed, "#hs-layer")

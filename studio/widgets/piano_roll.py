@@ -323,6 +323,9 @@ class PianoRoll(View, Vertical):
             return  # not laid out yet (a hidden tab): on_show draws it
         canvas.update(roll_text(data, width, height, self.cursor, self.swapped))
 
+    def refused(self, message: str) -> None:
+        self._say(message, error=True)
+
     def _say(self, message: str, error: bool = False) -> None:
         self.note = ("✗ " if error else "") + message
         if self.data or error:
@@ -397,7 +400,7 @@ class PianoRoll(View, Vertical):
         self.values.update(settings)
         self.request += 1
         self._say("composing …")
-        self.post_message(AskEngine(self.action, self.artifact, {"request": self.request}, settings,
+        self.ask_engine(AskEngine(self.action, self.artifact, {"request": self.request}, settings,
                                     "compose music"))
 
     @on(Input.Submitted)

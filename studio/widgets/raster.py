@@ -200,4 +200,4 @@ class RasterView(Scrubber):
             return
         self.request += 1
         self.error = ""
-        self.post_message(AskEngine(self.action, self.artifact, {"request": self.request}, what="draw new images"))
+        self.ask_engine(AskEngine(self.action, self.artifact, {"request": self.request}, what="draw new images"))

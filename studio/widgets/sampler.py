@@ -187,8 +187,11 @@ class SamplerPanel(View, Vertical):
         self.request += 1
         self._status("generating …")
         prompt = self.query_one("#prompt", Input).value
-        self.post_message(AskEngine("generate", self.artifact, {"prompt": prompt, "request": self.request}, settings,
+        self.ask_engine(AskEngine("generate", self.artifact, {"prompt": prompt, "request": self.request}, settings,
                                     "generate text"))
+
+    def refused(self, message: str) -> None:
+        self._status(message, error=True)
 
     def _status(self, message: str, error: bool = False) -> None:
         self.query_one("#sampler-status", Static).update(Text(message, style="bold red" if error else "dim"))

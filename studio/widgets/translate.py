@@ -86,8 +86,11 @@ class TranslatePanel(View, Vertical):
         self.request += 1
         self.query_one("#translation", Static).update(Text("translating …", style="dim"))
         settings = {self.beam_spec.name: self.beam} if self.beam_spec else {}
-        self.post_message(AskEngine("translate", self.artifact, {"text": event.value, "request": self.request},
+        self.ask_engine(AskEngine("translate", self.artifact, {"text": event.value, "request": self.request},
                                     settings, "translate"))
+
+    def refused(self, message: str) -> None:
+        self.query_one("#translation", Static).update(Text(message, style="bold red"))
 
     def load(self, update: ArtifactUpdate) -> None:
         data = read_json(update.path)

@@ -14,6 +14,8 @@ A view is a Textual widget that also inherits :class:`View` and overrides what i
 - ``focus_input()`` takes the keyboard when its tab is shown; returns True if it did (a
   text box, a scrubber), so typing goes there rather than to the studio's keys.
 - ``follow(snapshot)`` sees every run snapshot (the curves, which draw the metrics).
+- ``ask_engine(request)`` posts a request as this view's; ``refused(message)`` hears that it
+  will not be answered, and why.
 
 A view that needs the engine posts :class:`studio.messages.AskEngine` (a request) or
 :class:`studio.messages.PickSetting` (a live choice); it never reaches the engine itself.
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.schema import ParamSpec
-    from studio.messages import RunSnapshot
+    from studio.messages import AskEngine, RunSnapshot
 
 START_HINT = "press s to start training"  # how a run is started in the studio (a placeholder's {start})
 WAIT_HINT = "waiting for the first ones"  # a placeholder's {start} while a run is starting or training
@@ -74,6 +76,14 @@ class View:
 
     def focus_input(self) -> bool:
         return False
+
+    def ask_engine(self, request: AskEngine) -> None:
+        """Post ``request`` as this view's (so a refusal comes back to it)."""
+        self.post_message(request.set_sender(self))
+
+    def refused(self, message: str) -> None:
+        """The request this view sent (AskEngine) will not be answered: ``message`` says
+        why and what to do. A view that shows "working …" while it waits says so instead."""
 
     def follow(self, snapshot: RunSnapshot) -> None:
         pass
