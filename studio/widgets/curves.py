@@ -294,6 +294,8 @@ class LossCurves(View, Vertical):
 
     def _hint_more(self) -> None:
         """While charts lie outside the visible part: how many above and below, and the keys."""
+        if not self.is_attached:
+            return  # a call queued after a refit, arriving once the screen has gone
         hint = self.query_one("#curves-more", Static)
         scroller = self.scroller
         top = scroller.scroll_y
