@@ -34,6 +34,30 @@ def home(tmp_path, shared_cache, monkeypatch) -> Path:
     LAUNCHED.clear()
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models run faster on one CPU thread, far faster when the cores are busy (two
+    threads then wait on each other). A test module takes it for every test with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def untrained_judge(monkeypatch):
+    """An untrained digit classifier in place of the cached one (scores in milliseconds),
+    for tests that train in this process: an engine process started by a test fits the
+    real one in the session's cache."""
+    from engine.metrics import digit_classifier
+
+    monkeypatch.setattr(digit_classifier, "get_digit_classifier",
+                        lambda *a, **k: digit_classifier.DigitClassifier().eval())
+
+
 TINY = {"train_size": 512, "batch_size": 32, "width": 8, "latent_dim": 2, "steps": 40}
 
 

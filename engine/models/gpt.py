@@ -162,7 +162,8 @@ class GPT(nn.Module):
 
 def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0,
                      top_p: float = 1.0) -> torch.Tensor:
-    """The distribution the next token is drawn from, given the last position's logits (V,).
+    """The distribution the next token is drawn from, given the last position's logits (V,)
+    (or a batch of them, (N, V): each row is filtered on its own).
 
     temperature divides the logits: below 1 sharpens the distribution, above 1 flattens it.
     top_k keeps only the k most likely tokens (0 = all). top_p keeps the smallest set of the
@@ -170,19 +171,16 @@ def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int 
     left is renormalised. temperature 0 means greedy: all the mass on the most likely token."""
     logits = logits.float()
     if temperature <= 0:
-        probs = torch.zeros_like(logits)
-        probs[logits.argmax()] = 1.0
-        return probs
+        return F.one_hot(logits.argmax(-1), logits.shape[-1]).float()
     logits = logits / temperature
-    if 0 < top_k < logits.numel():
-        kth = torch.topk(logits, top_k).values[-1]
+    if 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = logits.softmax(-1)
     if top_p < 1.0:
         sorted_p, order = probs.sort(descending=True)
-        before = sorted_p.cumsum(0) - sorted_p  # mass of the tokens ranked above each one
+        before = sorted_p.cumsum(-1) - sorted_p  # mass of the tokens ranked above each one
         drop = before >= top_p  # the top token always stays (nothing ranks above it)
-        probs = probs.clone()
-        probs[order[drop]] = 0.0
-        probs = probs / probs.sum()
+        probs = probs.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), 0.0)
+        probs = probs / probs.sum(-1, keepdim=True)
     return probs

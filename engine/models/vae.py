@@ -24,19 +24,34 @@ class VAEArgs:
 LOGVAR_BOUND = 10.0
 
 
+def down_convs(channels: int, w: int) -> list[nn.Module]:
+    """Two stride-2 convolutions, each halving the side: (B, C, 28, 28) -> (B, 2w, 7, 7).
+    Also the VQ-VAE's encoder (engine/models/vqvae.py)."""
+    return [
+        nn.Conv2d(channels, w, 4, stride=2, padding=1),  # (B, w, 14, 14)
+        nn.SiLU(),
+        nn.Conv2d(w, 2 * w, 4, stride=2, padding=1),  # (B, 2w, 7, 7)
+        nn.SiLU(),
+    ]
+
+
+def up_convs(w: int, channels: int) -> list[nn.Module]:
+    """The mirror of down_convs: (B, 2w, 7, 7) -> (B, C, 28, 28), one number per pixel
+    (the VAE reads them as logits)."""
+    return [
+        nn.ConvTranspose2d(2 * w, w, 4, stride=2, padding=1),  # (B, w, 14, 14)
+        nn.SiLU(),
+        nn.ConvTranspose2d(w, channels, 4, stride=2, padding=1),  # (B, C, 28, 28)
+    ]
+
+
 class Encoder(nn.Module):
     """x -> (mu, logvar): the parameters of q(z | x), a diagonal Gaussian."""
 
     def __init__(self, a: VAEArgs):
         super().__init__()
         w = a.width
-        self.conv = nn.Sequential(
-            nn.Conv2d(a.channels, w, 4, stride=2, padding=1),  # (B, w, 14, 14)
-            nn.SiLU(),
-            nn.Conv2d(w, 2 * w, 4, stride=2, padding=1),  # (B, 2w, 7, 7)
-            nn.SiLU(),
-            nn.Flatten(),  # (B, 2w*49)
-        )
+        self.conv = nn.Sequential(*down_convs(a.channels, w), nn.Flatten())  # (B, 2w*49)
         self.hidden = nn.Sequential(nn.Linear(2 * w * 49, 256), nn.SiLU())
         # Two heads: the mean, and the log of the variance (any real number, so no
         # positivity constraint is needed; sigma = exp(logvar / 2)).
@@ -58,11 +73,7 @@ class Decoder(nn.Module):
         w = a.width
         self.w = w
         self.fc = nn.Sequential(nn.Linear(a.latent_dim, 256), nn.SiLU(), nn.Linear(256, 2 * w * 49), nn.SiLU())
-        self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(2 * w, w, 4, stride=2, padding=1),  # (B, w, 14, 14)
-            nn.SiLU(),
-            nn.ConvTranspose2d(w, a.channels, 4, stride=2, padding=1),  # (B, C, 28, 28)
-        )
+        self.deconv = nn.Sequential(*up_convs(w, a.channels))  # (B, C, 28, 28)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.fc(z).view(-1, 2 * self.w, 7, 7)  # (B, 2w, 7, 7)
