@@ -129,9 +129,9 @@ async def test_3_the_vae_train_tab_scrolls_at_once_and_kl_has_its_own_axis(tmp_p
         curves = screen.query_one(LossCurves)
         await wait_for(pilot, lambda: "train/loss" in str(curves.query_one("#legend-0").render()), timeout=10,
                        what="the curves")
-        await pilot.pause(0.5)
         hint = lambda: str(curves.query_one("#curves-more").render())  # noqa: E731
-        assert re.search(r"↓ \d more charts? below: PgDn", hint())
+        await wait_for(pilot, lambda: re.search(r"↓ \d more charts? below: PgDn", hint()), timeout=20,
+                       what="the hint")
         assert curves.scroller.scroll_y == 0
         await pilot.press("pagedown")  # no Tab first
         await pilot.pause(0.3)
