@@ -11,7 +11,7 @@ import time
 from typing import Callable
 
 from engine.launch import start_engine
-from engine.rundir import EventTail, History, RunDir
+from engine.rundir import ARTIFACT_FILE, EventTail, History, RunDir
 from engine.runs import run_state
 from studio.messages import RunSnapshot
 
@@ -40,6 +40,12 @@ def confined(rd: RunDir, samples: dict[str, str]) -> dict[str, str]:
         if path is not None:
             out[name] = str(path)
     return out
+
+
+def is_reply(path) -> bool:
+    """Whether an artifact's file answers a learner's request (it carries -r<request>)."""
+    m = ARTIFACT_FILE.match(path) if isinstance(path, str) else None
+    return m is not None and m["request"] is not None
 
 
 class Bridge:
@@ -85,8 +91,30 @@ class Bridge:
         hist = History()
         version, sample_versions = 0, {}
         last_post, last_alive, dirty = 0.0, None, True
+        unposted_replies: set[str] = set()  # names whose newest artifact answers a request, not posted yet
+
+        def snapshot(alive: bool) -> RunSnapshot:
+            return RunSnapshot(
+                run_dir=str(rd.path), state=run_state(rd, hist, alive), device=hist.device, step=hist.step,
+                total_steps=total, status=dict(hist.status),
+                series={k: downsample(v) for k, v in hist.metrics.items()},
+                samples=confined(rd, hist.samples), captions=dict(hist.captions),
+                errors=list(hist.errors), logs=hist.logs[-5:], last_log_time=hist.last_log_time, params=dict(hist.params),
+                has_checkpoint=rd.checkpoint_path.exists(), version=version, sample_versions=dict(sample_versions),
+                sample_steps=dict(hist.sample_steps),
+            )
+
         while not cancelled():
             for ev in tail.read_new():
+                if ev.type == "sample":
+                    name = ev.payload.get("name")
+                    if name in unposted_replies and not is_reply(ev.payload.get("path")):
+                        # A periodic view would replace the learner's answer before the
+                        # studio saw it (a snapshot keeps the newest per name): post it first.
+                        post(snapshot(self.engine_alive()))
+                        last_post, unposted_replies = time.monotonic(), set()
+                    if is_reply(ev.payload.get("path")):
+                        unposted_replies.add(name)
                 hist.apply(ev)
                 version += 1
                 dirty = True
@@ -97,14 +125,6 @@ class Bridge:
                 dirty, last_alive = True, alive
             now = time.monotonic()
             if dirty and now - last_post >= POST_INTERVAL:
-                post(RunSnapshot(
-                    run_dir=str(rd.path), state=run_state(rd, hist, alive), device=hist.device, step=hist.step,
-                    total_steps=total, status=dict(hist.status),
-                    series={k: downsample(v) for k, v in hist.metrics.items()},
-                    samples=confined(rd, hist.samples), captions=dict(hist.captions),
-                    errors=list(hist.errors), logs=hist.logs[-5:], last_log_time=hist.last_log_time, params=dict(hist.params),
-                    has_checkpoint=rd.checkpoint_path.exists(), version=version, sample_versions=dict(sample_versions),
-                    sample_steps=dict(hist.sample_steps),
-                ))
-                last_post, dirty = now, False
+                post(snapshot(alive))
+                last_post, dirty, unposted_replies = now, False, set()
             time.sleep(POLL_INTERVAL)

@@ -363,6 +363,28 @@ def test_a_sample_path_that_leaves_the_run_is_refused(tmp_path):
     assert snaps and snaps[-1].samples == {}
 
 
+def test_an_answer_to_a_request_reaches_the_studio_though_a_periodic_view_follows_at_once(tmp_path):
+    """A request answered just before the run's periodic view of the same name (both in one
+    read of the log) used to be folded away: the studio saw only the periodic one, and the
+    learner's Enter seemed to do nothing."""
+    rd = make_run(tmp_path / "reply", steps=10)
+    rd.samples_dir.mkdir()
+    for rel in ("samples/raster-r1-00000000.json", "samples/raster-00000001.json"):
+        (rd.path / rel).write_text("{}")
+    rd.emit("sample", 0, {"name": "raster", "kind": "data", "path": "samples/raster-r1-00000000.json", "caption": ""})
+    rd.emit("sample", 1, {"name": "raster", "kind": "data", "path": "samples/raster-00000001.json", "caption": ""})
+    from studio.bridge import Bridge
+
+    snaps = []
+    bridge = Bridge()
+    bridge.attach(rd)
+    deadline = time.monotonic() + 5
+    bridge.follow(snaps.append, lambda: len(snaps) >= 2 or time.monotonic() > deadline)
+    shown = [s.samples.get("raster", "") for s in snaps]
+    assert shown[0].endswith("raster-r1-00000000.json") and shown[-1].endswith("raster-00000001.json")
+    assert snaps[0].sample_versions["raster"] != snaps[-1].sample_versions["raster"]
+
+
 # -- 9. smaller --
 
 def test_resume_without_a_checkpoint_suggests_the_same_settings(tmp_path, capsys):
