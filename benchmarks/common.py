@@ -85,10 +85,11 @@ def steps_per_second(step, device, seconds: float, warmup: float = 3.0, chunk: i
     return n / (time.perf_counter() - t)
 
 
-def timed_run(recipe: str, sets: list[str], seconds: float, device: str, hit=None):
+def timed_run(recipe: str, sets: list[str], seconds: float | None, device: str, hit=None, env: dict | None = None):
     """A headless engine run of ``recipe`` with ``sets`` (started as the studio starts it),
-    stopped ``seconds`` of wall time after launch. ``hit(history)`` is polled and returns
-    (step, value) once the run's own scores pass the benchmark's bar, else None.
+    stopped ``seconds`` of wall time after launch (None: left to finish its steps). ``hit(history)``
+    is polled and returns (step, value) once the run's own scores pass the benchmark's bar,
+    else None. ``env`` adds to the engine's environment (OMP_NUM_THREADS=1: one core).
 
     Returns (run directory, wall seconds from launch, the first hit as (seconds from launch,
     step, value), or None)."""
@@ -96,24 +97,35 @@ def timed_run(recipe: str, sets: list[str], seconds: float, device: str, hit=Non
     from engine.rundir import read_history
     from engine.runs import create_run
 
-    rd = create_run(recipe, sets, 10_000_000, device, None)
+    rd = create_run(recipe, sets, 10_000_000 if seconds is not None else None, device, None)
     params = rd.read_config()["params"]
-    print(f"run {rd.path}: " + ", ".join(f"{k}={v}" for k, v in params.items() if k not in ("data_path", "steps")),
-          flush=True)
+    hidden = ("data_path", "steps") if seconds is not None else ("data_path",)
+    print(f"run {rd.path}: " + ", ".join(f"{k}={v}" for k, v in params.items() if k not in hidden), flush=True)
     launch = time.monotonic()
-    proc = start_engine(rd.path)
+    proc = start_engine(rd.path, env=env)
     first_hit = None  # (seconds from launch, step, value), seen while polling
     try:
         def done():
             nonlocal first_hit
             h = read_history(rd)
-            if h.state in ("failed", "finished", "stopped"):
-                raise RuntimeError(f"engine run ended early ({h.state}): {h.errors}")
             if first_hit is None and hit is not None and (found := hit(h)):
                 first_hit = (time.monotonic() - launch, *found)
-            return time.monotonic() - launch >= seconds
-        wait_for(done, timeout=seconds + 120, interval=0.5)
+            if seconds is None and h.state == "finished":
+                return True
+            if h.state in ("failed", "finished", "stopped"):
+                raise RuntimeError(f"engine run ended early ({h.state}): {h.errors}")
+            return seconds is not None and time.monotonic() - launch >= seconds
+        wait_for(done, timeout=(seconds or 3600) + 120, interval=0.5)
     finally:
         rd.send("stop")
         proc.wait(timeout=120)
     return rd, time.monotonic() - launch, first_hit
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's finished children (an engine process,
+    once waited for): the difference across a run is what the run cost, whatever the load."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

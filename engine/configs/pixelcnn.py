@@ -19,12 +19,16 @@ class PixelCNNConfig:
                             "when drawing)", choices=(16, 24, 32))
     levels: int = param(4, "grey levels per channel: each pixel's softmax has this many classes", low=2, high=16)
     width: int = param(32, "feature maps in every layer", low=4, high=512)
-    blocks: int = param(5, "residual blocks after the first layer (each widens what a pixel sees by a ring)",
+    blocks: int = param(4, "residual blocks after the first layer (each widens what a pixel sees by a ring)",
                         low=0, high=32)
-    first_kernel: int = param(7, "kernel of the first (mask A) layer", choices=(3, 5, 7, 9))
+    first_kernel: int = param(17, "kernel k of the first (mask A) layer: it sees every pixel up to k // 2 rows "
+                              "up and k // 2 columns to each side", choices=(3, 5, 7, 9, 11, 13, 15, 17, 19, 21))
+    positions: bool = param(True, "add a learned vector per row and per column to the first layer's features, "
+                            "so a pixel knows where in the image it is")
     batch_size: int = param(32, "images per training step", low=1, high=4096)
-    lr: float = param(1e-3, "Adam learning rate (applies live)", low=1e-5, high=1e-1, live=True, log=True)
-    steps: int = param(5000, "training steps before the run finishes", low=1, high=10_000_000)
+    lr: float = param(8e-3, "peak Adam learning rate, cosine-decayed to a tenth by the last step (applies live)",
+                      low=1e-5, high=1e-1, live=True, log=True)
+    steps: int = param(1600, "training steps before the run finishes", low=1, high=10_000_000)
     seed: int = param(0, "random seed for data, initial weights and sampling", low=0, high=2**31 - 1)
     train_size: int = param(20000, "embedded digits or faces generated for training (validation adds 256)",
                             low=256, high=200_000)

@@ -35,6 +35,8 @@ class PixelCNNArgs:
     first_kernel: int = 7  # the mask-A layer's kernel: how far the first layer looks
     kernel: int = 3  # the blocks' masked kernels
     dilate: bool = False  # space the blocks' kernel taps 1, 2, 4, 8, 1, 2, ... pixels apart
+    positions: bool = False  # add learned row and column features after the first layer (Positions)
+    size: int = 28  # the image's side: how many rows and columns Positions learns
 
 
 def raster_mask(kernel: int, c_in: int, c_out: int, kind: str, colours: int = 1) -> torch.Tensor:
@@ -130,6 +132,27 @@ class ResidualBlock(nn.Module):
         return box.crop(x, inner) + F.relu(self.widen(h)), inner
 
 
+class Positions(nn.Module):
+    """Where in the image a pixel is: a learned vector for every row and one for every
+    column, added to the first layer's features.
+
+    A convolution does the same thing at every position. Far below the top edge, with only
+    black above it, a pixel cannot tell row 12 from row 20, and a digit's first stroke
+    could then begin anywhere, so many are cut off at the bottom. The vectors depend on
+    the position alone, never on a pixel's value, so no output learns anything about its
+    own pixel or later ones from them."""
+
+    def __init__(self, width: int, size: int):
+        super().__init__()
+        self.rows = nn.Parameter(torch.zeros(width, size, 1))  # (width, H, 1)
+        self.cols = nn.Parameter(torch.zeros(width, 1, size))  # (width, 1, W)
+
+    def forward(self, h: torch.Tensor, top: int = 0, left: int = 0) -> torch.Tensor:
+        """h (B, width, h, w) lies on rows top.., columns left..: h + rows[r] + cols[c]."""
+        rows, cols = h.shape[-2:]
+        return h + self.rows[:, top: top + rows] + self.cols[:, :, left: left + cols]
+
+
 class PixelCNN(nn.Module):
     def __init__(self, a: PixelCNNArgs):
         super().__init__()
@@ -138,6 +161,7 @@ class PixelCNN(nn.Module):
         self.args = a
         c = a.channels
         self.first = MaskedConv2d(c, a.width, a.first_kernel, "A", c)  # never sees its own pixel
+        self.positions = Positions(a.width, a.size) if a.positions else None
         self.blocks = nn.ModuleList(ResidualBlock(a.width, a.kernel, c, 2 ** (i % 4) if a.dilate else 1)
                                     for i in range(a.blocks))
         # Two per-pixel layers mix the features, then one gives each channel its logits.
@@ -159,7 +183,8 @@ class PixelCNN(nn.Module):
         """The stack on scaled inputs (B, C, H, W) in [-1, 1]. ``stages``, if given, collects
         the feature maps after the first layer and after every block (the receptive-field
         view takes gradients of them)."""
-        h = F.relu(self.first(h))  # (B, width, H, W)
+        h = self.first(h)  # (B, width, H, W)
+        h = F.relu(self.positions(h) if self.positions is not None else h)
         if stages is not None:
             stages.append(h)
         for block in self.blocks:
@@ -196,7 +221,7 @@ class PixelCNN(nn.Module):
         box = Box(max(0, row - r), max(0, col - r), min(W - 1, col + r), W)
         h = self.scale(x[:, :, box.top: row + 1, box.left: box.right + 1])  # (B, C, <= r + 1, <= 2r + 1)
         h, box = self.first.forward_window(h, box)
-        h = F.relu(h)
+        h = F.relu(self.positions(h, box.top, box.left) if self.positions is not None else h)
         for block in self.blocks:
             h, box = block.forward_window(h, box)
         for layer in self.head:

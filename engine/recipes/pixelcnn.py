@@ -21,7 +21,7 @@ from engine.data.images import as_digits, load_image_source
 from engine.device import one_thread
 from engine.imaging import make_grid
 from engine.models.pixelcnn import PixelCNN, PixelCNNArgs
-from engine.recipes.base import Artifact, Recipe, RunContext
+from engine.recipes.base import Artifact, Recipe, RunContext, warmup_cosine
 
 VAL_SIZE = 256  # held-out images for val/bpd
 RASTER_IMAGES = 16  # images replayed in the raster view (a 4x4 grid), at most
@@ -29,6 +29,8 @@ STREAM_EVERY = 0.25  # seconds between the parts of a drawing made on request
 FIELD_IMAGES = 4  # held-out images the receptive field is measured on (their gradients add up)
 DIGIT_LIKE = ("digits", "mnist", "fashion-mnist")  # grey 28x28 sources; the rest are drawn in colour
 LN2 = math.log(2)
+WARMUP = 50  # steps of linear learning-rate warmup
+LR_FLOOR = 0.1  # the cosine ends at this fraction of lr
 
 # Colours of the receptive-field picture.
 FIELD_TARGET = (90, 220, 255)  # the pixel whose field is shown
@@ -51,13 +53,14 @@ class PixelCNNRecipe(Recipe):
         grey = cfg.dataset in DIGIT_LIKE
         self.size = 28 if grey else cfg.image_size
         self.args = PixelCNNArgs(levels=cfg.levels, channels=1 if grey else 3, width=cfg.width,
-                                 blocks=cfg.blocks, first_kernel=cfg.first_kernel)
+                                 blocks=cfg.blocks, first_kernel=cfg.first_kernel, positions=cfg.positions,
+                                 size=self.size)
         self.model = PixelCNN(self.args).to(dev)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         # The batches come from their own generator so its state can be checkpointed.
         self.data_gen = torch.Generator().manual_seed(cfg.seed + 2)
         self.temperature = cfg.temperature
-        self.updates = 0  # optimiser steps taken by this process: the views' cache key
+        self.steps_done = 0  # optimiser steps of the run (checkpointed): the schedule, the views' cache key
         self.scored = grey and cfg.dataset != "fashion-mnist"  # the digit classifier applies
         self.classifier = None
         self._cache: tuple | None = None  # (key, samples, first image's distributions)
@@ -75,23 +78,32 @@ class PixelCNNRecipe(Recipe):
 
     # -- training --
     def train_step(self) -> dict[str, torch.Tensor]:
+        lr = warmup_cosine(self.steps_done, self.cfg.lr, WARMUP, self.cfg.steps, LR_FLOOR)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
         idx = torch.randint(0, self.train_size, (self.batch_size,), generator=self.data_gen).to(self.ctx.device)
         loss = self.model.nll(self.x_train[idx])  # nats per dimension
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        self.updates += 1
+        self.steps_done += 1
         loss = loss.detach()
         return {"train/loss": loss, "train/bpd": loss / LN2}
 
     def set_live(self, key, value) -> None:
         if key == "lr":
-            for group in self.opt.param_groups:
-                group["lr"] = float(value)
+            self.cfg.lr = float(value)  # the schedule reads it at the next step
         elif key == "temperature":
             self.temperature = float(value)
         else:
             raise KeyError(key)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "steps_done": self.steps_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.steps_done = int(state["steps_done"])
 
     # -- evaluation --
     @torch.inference_mode()
@@ -134,7 +146,7 @@ class PixelCNNRecipe(Recipe):
         """cfg.samples images from a fixed seed, and the first one's distributions at every
         pixel. Kept until the weights or the temperature change, so evaluate() right after
         samples() costs nothing."""
-        key = (self.updates, self.temperature)
+        key = (self.steps_done, self.temperature)
         if self._cache is None or self._cache[0] != key:
             first: list = []
             x = None
