@@ -2,23 +2,27 @@
 measured in the same run.
 
 1. Points (the default preset, the ring): a headless engine run (the studio's way: its own
-   process, the runner's views and scores included), stopped after --toy-seconds of wall
-   time from launch. Its own score is the sliced Wasserstein distance from 1,000 chains run
+   process, the runner's views and scores included), left to finish its steps (or stopped
+   after --toy-seconds of wall time from launch). Its own score is the sliced Wasserstein distance from 1,000 chains run
    from fixed noise to real points. The bar is the lesson's (its front matter), the GAN
    lesson's for the ring: 0.1, between the floor (two real samples) and a Gaussian blob
    fitted to the shape, both printed with their geometric mean (the bar for other shapes).
-2. Digits (dataset=digits): the same, stopped after --seconds. The bar: recognisability
-   >= --threshold (the digit classifier, as the lesson's curves use it) within that time.
-   Coverage (the share of the ten digits among the samples) is printed beside it: early on
-   the chains can all fall into one valley, recognisable but all the same digit.
+2. Digits (dataset=digits): the same, left to finish the digits preset's steps (or stopped
+   after --seconds). The bar (the issue's): recognisability >= --threshold and coverage >=
+   --coverage (8 of the 10 digits, each at least twice among the 64 chains the run scores)
+   within 3 minutes on a 2-core CPU: the bar is judged at the run's end, and the engine's
+   CPU seconds are printed beside the wall clock (the recipe trains on one thread, so they
+   are one core's time). Early on the chains can all fall into one valley, recognisable
+   but all the same digit: coverage is what tells.
    References: real held-out digits, and the uniform noise the chains start from. The
    checkpoint the run left is loaded into a fresh recipe and --n new chains from noise are
-   scored too (sample_steps Langevin steps, as the views).
+   scored too, after each of --sample-steps Langevin steps (the views use sample_steps).
 
 Wall-clock figures depend on what else the machine runs: the load average is printed at
 the start and at the end, and step counts with every figure.
 
-    python benchmarks/ebm_quality.py [--seconds 180] [--toy-seconds 60] [--n 256] [--skip-toy] [--set key=value]
+    python benchmarks/ebm_quality.py [--seconds S] [--toy-seconds S] [--n 256] [--sample-steps 20,100,300]
+                                     [--skip-toy] [--skip-digits] [--set key=value]
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import argparse
 import os
 import time
 
-from common import fresh_home, timed_run
+from common import children_cpu_seconds, fresh_home, timed_run
 
 
 def load() -> str:
@@ -35,29 +39,35 @@ def load() -> str:
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} ({os.cpu_count()} CPUs)"
 
 
-def headless(sets: list[str], seconds: float, metric: str, hit, device: str):
-    """Run the ebm preset with ``sets`` for ``seconds`` from launch and print its in-run
-    ``metric``; return (run, history, the first hit of ``hit``, see common.timed_run)."""
+def headless(sets: list[str], seconds: float | None, metric: str, hit, device: str):
+    """Run the ebm preset with ``sets`` for ``seconds`` from launch (None: to its end) and
+    print its in-run ``metric``; return (run, history, the first hit of ``hit``, see
+    common.timed_run, wall seconds, the engine's CPU seconds)."""
     from engine.rundir import read_history
 
+    cpu0 = children_cpu_seconds()
     rd, wall, first = timed_run("ebm", sets, seconds, device, hit)
+    cpu = children_cpu_seconds() - cpu0
     h = read_history(rd)
     values = h.metrics.get(metric, [])
-    print(f"trained {h.step:,} steps in {wall:.0f}s wall from launch "
-          f"({h.status.get('elapsed', 0):.0f}s training time, {h.status.get('steps_per_s', 0):.1f} steps/s at the end)")
+    print(f"trained {h.step:,} steps in {wall:.0f}s wall from launch, the engine using {cpu:.0f} CPU seconds "
+          f"({h.status.get('elapsed', 0):.0f}s training time, {h.status.get('steps_per_s', 0):.1f} steps/s at the end); "
+          f"{load()}")
     print(f"in-run {metric} (step: value):",
           ", ".join(f"{s}: {v:.3f}" for s, v in values[:: max(1, len(values) // 12)] + values[-1:]))
-    return rd, h, first
+    return rd, h, first, wall, cpu
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=180.0, help="digits: training budget, wall seconds from launch")
-    ap.add_argument("--toy-seconds", type=float, default=60.0, help="points: training budget, wall seconds")
+    ap.add_argument("--seconds", type=float, default=None, help="digits: stop after this many wall seconds "
+                    "(default: the preset's steps)")
+    ap.add_argument("--toy-seconds", type=float, default=None, help="points: the same")
     ap.add_argument("--threshold", type=float, default=0.7, help="digits: the recognisability bar")
     ap.add_argument("--coverage", type=float, default=0.8, help="digits: coverage printed beside the bar "
                     "(recognisable samples that are all one digit are not a success)")
     ap.add_argument("--n", type=int, default=256, help="digits: fresh chains scored from the final checkpoint")
+    ap.add_argument("--sample-steps", default="20,100,300", help="digits: Langevin steps those chains run")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-toy", action="store_true")
     ap.add_argument("--skip-digits", action="store_true")
@@ -90,7 +100,7 @@ def main() -> None:
         def below(h):
             return next(((s, v) for s, v in h.metrics.get("quality/sliced_wasserstein", []) if v < bar), None)
 
-        _, h, first = headless(args.sets, args.toy_seconds, "quality/sliced_wasserstein", below, args.device)
+        _, h, first, _, _ = headless(args.sets, args.toy_seconds, "quality/sliced_wasserstein", below, args.device)
         sw = [v for _, v in h.metrics.get("quality/sliced_wasserstein", [])]
         if first:
             after = [v for s, v in h.metrics["quality/sliced_wasserstein"] if s >= first[1]]
@@ -116,8 +126,8 @@ def main() -> None:
         def good(h):
             return next(((s, r) for s, r, _ in scores(h) if r >= args.threshold), None)
 
-        rd, h, first = headless(["dataset=digits", *args.sets], args.seconds, "quality/recognisability", good,
-                                args.device)
+        rd, h, first, wall, cpu = headless(["dataset=digits", *args.sets], args.seconds, "quality/recognisability",
+                                           good, args.device)
         print("in-run coverage (step: value):", ", ".join(f"{s}: {c:.1f}" for s, _, c in scores(h)))
         if first:
             print(f"in-run recognisability first >= {args.threshold} {first[0]:.0f}s from launch, at step {first[1]:,} "
@@ -127,17 +137,24 @@ def main() -> None:
         varied = next(((s, r, c) for s, r, c in scores(h) if r >= args.threshold and c >= args.coverage), None)
         print(f"in-run recognisability >= {args.threshold} with coverage >= {args.coverage}: "
               + (f"first at step {varied[0]:,} ({varied[1]:.3f}, coverage {varied[2]:.1f})" if varied else "not reached"))
+        if scores(h):
+            s, r, c = scores(h)[-1]
+            met = r >= args.threshold and c >= args.coverage
+            print(f"BAR at the run's end (step {s:,}, {wall:.0f}s wall, {cpu:.0f} CPU s): recognisability {r:.3f} "
+                  f"(bar {args.threshold}), coverage {c:.1f} (bar {args.coverage}): {'MET' if met else 'MISSED'}")
         dev = resolve_device(args.device)
         cfg = validate(EBMConfig, rd.read_config()["params"])
         recipe = EBMRecipe(RunContext(device=dev, need_data=False), cfg)
         recipe.load_state_dict(load_checkpoint(rd.checkpoint_path, map_location=dev)["state"])
         torch.set_num_threads(recipe.cpu_threads or torch.get_num_threads())
-        t = time.perf_counter()
-        images = recipe.sample_images(args.n, torch.Generator().manual_seed(1234))
-        s = score_digits(get_digit_classifier(dev), images)
-        print(f"{args.n} new chains from noise ({cfg.sample_steps} Langevin steps, {time.perf_counter() - t:.1f}s): "
-              f"recognisability {s['recognisability']:.3f}, coverage {s['coverage']:.1f}, "
-              f"confident {s['confident']:.2f}")
+        for k in (int(v) for v in args.sample_steps.split(",")):
+            recipe.cfg.sample_steps = k
+            t = time.perf_counter()
+            images = recipe.sample_images(args.n, torch.Generator().manual_seed(1234))
+            s = score_digits(get_digit_classifier(dev), images)
+            print(f"{args.n} new chains from noise ({k} Langevin steps, {time.perf_counter() - t:.1f}s): "
+                  f"recognisability {s['recognisability']:.3f}, coverage {s['coverage']:.1f}, "
+                  f"confident {s['confident']:.2f}")
         buffer = score_digits(get_digit_classifier(dev), recipe.to_unit(recipe.buffer.items[:args.n]))
         print(f"{args.n} images from the replay buffer: recognisability {buffer['recognisability']:.3f}, "
               f"coverage {buffer['coverage']:.1f}")

@@ -16,8 +16,10 @@ SHAPES = ("curve", "ring", "moons", "gaussians")  # engine.data.toy2d.TOY_SHAPES
 # preset counts as "the preset", so switching dataset switches these too; any other value
 # is the learner's choice and is kept.
 PRESETS: dict[str, dict[str, float | int]] = {
-    "toy2d": {"step_size": 0.01, "noise": 0.03, "grad_clip": 0.0, "batch_size": 128, "buffer_size": 2048},
-    "digits": {"step_size": 10.0, "noise": 0.005, "grad_clip": 0.03, "batch_size": 64, "buffer_size": 8192},
+    "toy2d": {"step_size": 0.01, "noise": 0.03, "grad_clip": 0.0, "batch_size": 128, "buffer_size": 2048,
+              "fresh": 0.05, "steps": 2000},
+    "digits": {"step_size": 10.0, "noise": 0.005, "grad_clip": 0.03, "batch_size": 64, "buffer_size": 8192,
+               "fresh": 0.2, "steps": 1000},
 }
 
 
@@ -40,13 +42,13 @@ class EBMConfig:
     grad_clip: float = param(0.0, "cap on each coordinate of dE/dx in a Langevin step, 0 for none "
                              "(applies live; digits: 0.03)", low=0.0, high=100.0, live=True)
     fresh: float = param(0.05, "share of each batch of chains restarted from noise instead of the buffer "
-                         "(applies live)", low=0.0, high=1.0, live=True)
+                         "(applies live; digits: 0.2)", low=0.0, high=1.0, live=True)
     buffer_size: int = param(2048, "samples kept in the replay buffer (digits: 8192)", low=64, high=100_000)
     batch_size: int = param(128, "real examples, and chains, per training step (digits: 64)", low=4, high=4096)
     lr: float = param(2e-3, "Adam learning rate (applies live)", low=1e-6, high=1e-1, live=True, log=True)
     sample_steps: int = param(100, "Langevin steps the views and scores run from fixed noise (applies live)",
                               low=1, high=2000, live=True)
-    steps: int = param(2000, "training steps before the run finishes", low=1, high=10_000_000)
+    steps: int = param(2000, "training steps before the run finishes (digits: 1000)", low=1, high=10_000_000)
     seed: int = param(0, "random seed for data, initial weights, the buffer and sampling", low=0, high=2**31 - 1)
     train_size: int = param(20000, "embedded digits generated for training (digits)", low=256, high=200_000)
 
