@@ -76,6 +76,7 @@ class Runner:
         self._local: dict[str, torch.Tensor] = {}  # under DDP: this process's sums since the last exchange
         self._local_n = 0
         self._window = (time.monotonic(), 0)  # (time, step) at the last status
+        self._rate = 0.0  # steps a second over the last window that had steps
         fault = os.environ.get("GENSTUDIO_FAULT_NAN_AT")
         self.nan_at = int(fault) if fault else None
         self.serve = serve
@@ -406,8 +407,12 @@ class Runner:
             raise NonFiniteLoss(f"{', '.join(bad)} became {payload[bad[0]]} at step {self.step:,}")
         now = time.monotonic()
         t0, s0 = self._window
-        rate = (self.step - s0) / (now - t0) if now > t0 and self.step > s0 else 0.0
-        self._window = (now, self.step)
+        if now > t0 and self.step > s0:
+            self._rate = (self.step - s0) / (now - t0)
+            self._window = (now, self.step)
+        # else a second report at the same step (under DDP, the final one after the
+        # periodic one): the speed is the last window's, not 0.
+        rate = self._rate
         self.emit("status", {
             # None when the data is fresh every step (no epochs): the 2-D shapes, say.
             "epoch": self.step * self.batch_size * self.world_size / self.recipe.train_size if self.recipe.train_size else None,

@@ -274,3 +274,20 @@ def test_a_folder_of_images_trains_without_digit_scores(tmp_path):
     hist = read_history(rd)
     assert hist.state == "finished" and "val/loss" in hist.metrics
     assert not any(k.startswith("quality/") for k in hist.metrics)  # digits-only scores are not faked
+
+
+def test_a_second_report_at_the_same_step_keeps_the_speed(tmp_path):
+    """Under DDP the metrics summed at an exchange can be reported by the periodic flush and
+    again by the final one at the same step: the second status said 0 samples/s (the last
+    status of a two-process run, seen in CI). A report with no new steps keeps the rate."""
+    from types import SimpleNamespace
+
+    r = Runner(make_run(tmp_path / "run").path)
+    r.recipe, r.batch_size, r.device = SimpleNamespace(train_size=100, unit="images"), 4, torch.device("cpu")
+    r._window = (time.monotonic() - 1.0, 0)
+    for _ in range(2):
+        r.step = 10
+        r._acc, r._acc_n = {"train/loss": torch.tensor(1.0)}, 1
+        r._flush_metrics()
+    rates = [e.payload["samples_per_s"] for e in r.rd.events() if e.type == "status"]
+    assert len(rates) == 2 and rates[0] > 0 and rates[1] == rates[0], rates
