@@ -25,7 +25,7 @@ from engine.rundir import RunDir, read_history
 from engine.runner import Runner
 from engine.schema import validate
 
-TINY = {"width": 8, "blocks": 2, "batch_size": 8, "train_size": 256, "lr": 3e-3, "samples": 4}
+TINY = {"width": 8, "blocks": 2, "first_kernel": 7, "batch_size": 8, "train_size": 256, "lr": 3e-3, "samples": 4}
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +48,7 @@ def untrained_judge(monkeypatch):
 
 def model(channels: int = 1, **kw) -> PixelCNN:
     torch.manual_seed(0)
-    m = PixelCNN(PixelCNNArgs(channels=channels, **{"width": 12, "blocks": 2, **kw})).eval()
+    m = PixelCNN(PixelCNNArgs(channels=channels, **{"width": 12, "blocks": 2, "size": 10, **kw})).eval()
     for p in m.parameters():  # larger weights than the initial ones: every path carries signal
         torch.nn.init.normal_(p, std=0.3)
     return m
@@ -83,9 +83,9 @@ def test_colour_masks_order_the_channels_inside_a_pixel():
 
 # -- what a pixel may depend on --
 
-@pytest.mark.parametrize("channels", [1, 3])
-def test_a_pixel_never_depends_on_itself_or_later_pixels(channels):
-    m = model(channels)
+@pytest.mark.parametrize("channels,positions", [(1, False), (3, False), (1, True), (3, True)])
+def test_a_pixel_never_depends_on_itself_or_later_pixels(channels, positions):
+    m = model(channels, positions=positions)
     g = torch.Generator().manual_seed(1)
     x = torch.randint(0, 4, (2, channels, 9, 8), generator=g)
     with torch.no_grad():
@@ -134,15 +134,25 @@ def test_type_a_first_layer_is_what_hides_the_pixel_from_itself():
         assert not torch.equal(leaky(x)[..., 2, 2], leaky(y)[..., 2, 2])
 
 
-@pytest.mark.parametrize("channels", [1, 3])
-def test_the_windowed_logits_equal_the_whole_network_at_every_pixel(channels):
-    m = model(channels, first_kernel=5)
+@pytest.mark.parametrize("channels,positions", [(1, False), (3, True)])
+def test_the_windowed_logits_equal_the_whole_network_at_every_pixel(channels, positions):
+    m = model(channels, first_kernel=5, positions=positions)
     x = torch.randint(0, 4, (2, channels, 10, 9), generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         full = m(x)
         for row in range(10):
             for col in range(9):
                 assert torch.allclose(m.logits_at(x, row, col), full[..., row, col], atol=1e-6), (row, col)
+
+
+def test_positions_tell_a_pixel_where_it_is():
+    """On a blank image, two pixels far from every edge they can see look alike to the plain
+    stack; the row and column features tell them apart."""
+    blank = torch.zeros(1, 1, 28, 28, dtype=torch.long)
+    with torch.no_grad():
+        for positions, differ in ((False, False), (True, True)):
+            out = model(1, positions=positions, size=28)(blank)  # reach 5: rows 12 and 20 see no edge
+            assert torch.equal(out[..., 12, 14], out[..., 20, 14]) is not differ
 
 
 # -- shapes and sampling --
@@ -236,7 +246,10 @@ def test_live_settings():
     r = recipe()
     r.set_live("lr", 5e-4)
     r.set_live("temperature", 0.5)
-    assert r.opt.param_groups[0]["lr"] == 5e-4 and r.temperature == 0.5
+    assert r.cfg.lr == 5e-4 and r.temperature == 0.5
+    r.steps_done = r.cfg.steps  # the schedule's end: a tenth of the peak
+    r.train_step()
+    assert r.opt.param_groups[0]["lr"] == pytest.approx(5e-5)
     with pytest.raises(KeyError):
         r.set_live("width", 8)
 
@@ -325,9 +338,14 @@ async def test_the_raster_view_scrubs_plays_and_draws_on_request():
     app = GenStudioApp(graphics="halfblock", lesson="pixelcnn-digits")
     async with app.run_test(size=(140, 44)) as pilot:
         screen = lesson_screen(app)
-        await start_tiny(pilot, screen, {**TINY, "blocks": 1, "steps": 1_000_000})
+        menus = {"first_kernel": TINY["first_kernel"]}  # a menu: set by value
+        await start_tiny(pilot, screen, {**{k: v for k, v in TINY.items() if k not in menus}, "blocks": 1,
+                                         "steps": 1_000_000}, menus)
         await wait_for(pilot, lambda: screen.snapshot is not None and "raster" in screen.snapshot.samples,
                        timeout=120, what="the first drawing")
+        # Requests are answered between steps: past step 0, which fits the digit classifier
+        # when the session has none cached (minutes on a busy machine).
+        await wait_for(pilot, lambda: screen.snapshot.step > 0, timeout=600, what="the first training step")
         await pilot.press("2")
         await pilot.pause()
         view = screen.query_one(RasterView)
@@ -359,5 +377,31 @@ async def test_the_raster_view_scrubs_plays_and_draws_on_request():
         await wait_for(pilot, lambda: view.drawing["request"] == 1 and view.drawing["done"] == 784,
                        timeout=120, what="the requested drawing")
         assert "new drawing 1" in str(screen.query_one("#raster-bar").render())
+        # The run's next periodic drawing waits while the learner studies theirs.
+        await wait_for(pilot, lambda: view.held is not None, timeout=120, what="the run's next samples")
+        assert view.drawing["request"] == 1
+        assert "Backspace: the run's samples" in str(screen.query_one("#raster-bar").render())
+        await pilot.press("backspace")
+        assert view.drawing["request"] == 0 and view.held is None
         await pilot.press("x")
         await wait_for(pilot, lambda: screen.snapshot.state == "stopped", what="stopped")
+
+
+async def test_enter_with_no_model_says_why_in_the_raster_view():
+    """Enter in the Raster tab before any run asked the engine and then showed nothing:
+    the view now says there is no model and how to get one."""
+    from test_studio import lesson_screen, wait_for
+
+    from studio.app import GenStudioApp
+    from studio.widgets.raster import RasterView
+
+    app = GenStudioApp(graphics="halfblock", lesson="pixelcnn-digits")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = lesson_screen(app)
+        await pilot.press("l", "2")  # the dashboard (at 80 columns the text comes first), the Raster tab
+        await pilot.pause()
+        view = screen.query_one(RasterView)
+        view.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "press s" in view.error, timeout=10, what=f"the refusal, not {view.error!r}")
+        assert "press s" in str(screen.query_one("#raster-bar").render())

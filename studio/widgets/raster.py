@@ -65,6 +65,7 @@ class RasterView(Scrubber):
         Binding("home", "jump(0)", "Blank", show=False),
         Binding("end", "jump(-1)", "Drawn", show=False),
         Binding("enter", "draw", "Draw new", tooltip="Ask the model to draw new images, pixel by pixel"),
+        Binding("backspace", "latest", "Run's own", tooltip="Back from your drawing to the run's newest samples"),
     ]
     PLAY_FPS = 12
 
@@ -75,6 +76,7 @@ class RasterView(Scrubber):
         self.step = 0  # the training step of the model that drew it
         self.request = 0  # the learner's requests, numbered (each draws from its own seed)
         self.error = ""
+        self.held: tuple[dict, int] | None = None  # the run's newer samples (drawing, step), kept back
         self._grid: np.ndarray | None = None  # (Hg, Wg, 3) uint8: every image as drawn
         self._order: np.ndarray | None = None  # (Hg, Wg): each grid pixel's raster index, -1 on padding
 
@@ -115,8 +117,19 @@ class RasterView(Scrubber):
         if drawing is None:
             return  # being replaced, or damaged: keep what is shown
         old = self.drawing
+        if old is not None and old["request"] and not drawing["request"]:
+            # The learner asked for the drawing shown: the run's periodic samples wait
+            # (Backspace shows them) rather than replace it while it is being studied.
+            self.held = (drawing, update.step)
+            self._show()
+            return
+        self._replace(drawing, update.step, old)
+
+    def _replace(self, drawing: dict, step: int, old: dict | None) -> None:
         following = old is None or self.frame >= old["done"] or drawing["request"] != old["request"]
-        self.drawing, self.step, self.error = drawing, update.step, ""
+        self.drawing, self.step, self.error = drawing, step, ""
+        if drawing["request"]:
+            self.held = None
         self._layout(drawing)
         if following and not self.playing:
             self.frame = drawing["done"]  # a drawing in progress: keep up with it
@@ -174,6 +187,8 @@ class RasterView(Scrubber):
         else:
             keys = "←/→ pixel · shift+←/→ row · space plays" + (" · Enter draws new" if self.action else "")
             bar.append(f"\n{keys} · {d['label']} · model at step {self.step}", style="dim")
+            if self.held:
+                bar.append(f" · Backspace: the run's samples at step {self.held[1]}", style="bold yellow")
         return bar
 
     def _distribution(self, d: dict, k: int) -> Text:
@@ -194,6 +209,17 @@ class RasterView(Scrubber):
                 out.append(" ")
             out.append(" ")
         return out
+
+    def refused(self, message: str) -> None:
+        self.error = message
+        self._show()
+
+    def action_latest(self) -> None:
+        """From the learner's drawing back to the run's newest samples."""
+        if self.held is None:
+            return
+        (drawing, step), self.held = self.held, None
+        self._replace(drawing, step, None)
 
     def action_draw(self) -> None:
         if not self.action:
