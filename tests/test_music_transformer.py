@@ -81,6 +81,18 @@ def test_a_continuation_writes_the_bars_asked_for(folder):
     assert len(att["maps"]) == 2 and len(att["maps"][0]) == 2  # layers, heads
 
 
+def test_the_continue_tab_has_a_continuation_from_the_first_views(folder):
+    """The Continue tab was empty until r: the periodic views fill it too, until the learner
+    asks for a continuation of their own (which they then never replace)."""
+    r = recipe(folder)
+    shown = {a.name: a for a in r.samples()}
+    assert shown["continuation"].data == shown["sample"].data and "request" not in shown["continuation"].data
+    assert shown["continuation"].caption == shown["sample"].caption
+    asked = {a.name: a for a in r.interact("continue", {"request": 1})}
+    assert asked["continuation"].data["request"] == 1
+    assert "continuation" not in {a.name for a in r.samples()}
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ConfigError, match="multiple of heads"):
         validate(MusicTransformerConfig, {"width": 30, "heads": 4})

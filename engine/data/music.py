@@ -289,9 +289,15 @@ def _chorale_files() -> list[tuple[str, Path]]:
     return sorted(found.items())
 
 
-def parse_chorale(path: Path) -> tuple[np.ndarray, int, int] | None:
-    """One chorale -> (notes (N, 4) in C major / A minor, steps, semitones moved), or None
-    when it is not four voices in 4/4 all through (those are skipped: about a sixth).
+NOT_FOUR_VOICES, NOT_4_4, NO_NOTES = "not in four voices", "not in 4/4", "no notes"  # why a chorale is skipped
+SKIP_REASONS = (NOT_FOUR_VOICES, NOT_4_4, NO_NOTES)  # in the order parse_chorale tests them
+
+
+def parse_chorale(path: Path) -> tuple[np.ndarray, int, int] | str:
+    """One chorale -> (notes (N, 4) in C major / A minor, steps, semitones moved), or why it
+    is skipped: NOT_FOUR_VOICES (more parts than soprano, alto, tenor and bass: about one in
+    18 of music21's chorales), NOT_4_4 (in 3/4 or 3/2, or changing time: about one in 10),
+    or NO_NOTES.
 
     A chorale often starts with an upbeat; the notes are moved right so that bar lines
     fall on multiples of 16 (the first bar then starts with a rest). Tied notes are joined,
@@ -304,8 +310,10 @@ def parse_chorale(path: Path) -> tuple[np.ndarray, int, int] | None:
     score = converter.parseFile(path, forceSource=True, storePickle=False)  # no pickles written
     parts = list(score.parts)
     signatures = {ts.ratioString for ts in score.recurse().getElementsByClass(meter.TimeSignature)}
-    if len(parts) != len(VOICES) or signatures != {"4/4"}:
-        return None
+    if len(parts) != len(VOICES):
+        return NOT_FOUR_VOICES
+    if signatures != {"4/4"}:
+        return NOT_4_4
     measures = parts[0].getElementsByClass(stream.Measure)
     upbeat = float(measures[1].offset) % 4 if len(measures) > 1 else 0.0
     pad = (4 - upbeat) % 4  # quarters of rest that put the first full bar at a bar line
@@ -318,12 +326,19 @@ def parse_chorale(path: Path) -> tuple[np.ndarray, int, int] | None:
             if end > start:
                 out.append((pitch, start, end, v))
     if not out:
-        return None
+        return NO_NOTES
     notes = monophonic(np.array(out, dtype=np.int64))
     keys = score.recurse().getElementsByClass("KeySignature")
     sharps = keys[0].sharps if keys else 0
     notes, shift = to_common_key(notes, (7 * sharps) % 12)  # each sharp moves the tonic a fifth up
     return notes, _whole_bars(notes), shift
+
+
+def kept_text(kept: int, skipped: dict[str, int]) -> str:
+    """ "296 kept (19 not in four voices, 35 not in 4/4)": how many were kept and why the
+    others were not, each reason with its count."""
+    reasons = ", ".join(f"{skipped[why]} {why}" for why in SKIP_REASONS if skipped.get(why))
+    return f"{kept} kept" + (f" ({reasons})" if reasons else "")
 
 
 def _cache_path(max_pieces: int) -> Path:
@@ -343,17 +358,18 @@ def load_chorales(max_pieces: int = 0, log: Log | None = None) -> MusicSet:
     if max_pieces:
         files = files[:max_pieces]
     log(f"reading {len(files)} Bach chorales from music21's corpus (once: later runs use the cache)")
-    names, notes, lengths, skipped = [], [], [], 0
+    names, notes, lengths, skipped = [], [], [], {}
     for i, (name, file) in enumerate(files, 1):
         parsed = parse_chorale(file)
-        if parsed is None:
-            skipped += 1
+        if isinstance(parsed, str):
+            skipped[parsed] = skipped.get(parsed, 0) + 1
         else:
             names.append(name)
             notes.append(parsed[0])
             lengths.append(parsed[1])
-        if i % 25 == 0 or i == len(files):
-            log(f"read {i}/{len(files)} chorales ({skipped} skipped: not four voices in 4/4)")
+        if i % 25 == 0 and i < len(files):
+            log(f"read {i}/{len(files)} chorales; {kept_text(len(names), skipped)}")
+    log(f"{len(files)} chorales read; {kept_text(len(names), skipped)}")
     if not names:
         raise ValueError("none of the chorales read had four voices in 4/4")
     music = make_set("Bach chorales (music21 corpus)", names, notes, lengths)

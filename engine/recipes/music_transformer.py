@@ -190,11 +190,15 @@ class MusicTransformerRecipe(Recipe):
     def samples(self) -> list[Artifact]:
         """The Train tab's continuation (the same seed every time, so the changes come from
         training), and the attention maps over the learner's latest continuation (or this
-        one, before the first)."""
+        one, before the first). Until the learner asks for a continuation, the Continue tab
+        shows this one too, so it is never empty once the run has a model."""
         view, tokens = self.compose(None, self.cfg.seed)
         self.last = tokens
-        return [Artifact("sample", "data", view, view["label"]),
-                Artifact("attention", "data", self.attention(self.asked or tokens))]
+        shown = [Artifact("sample", "data", view, view["label"]),
+                 Artifact("attention", "data", self.attention(self.asked or tokens))]
+        if self.asked is None:
+            shown.append(Artifact("continuation", "data", view, view["label"]))
+        return shown
 
     def sample_file(self, path: Path, n: int, generator: torch.Generator) -> Path:
         """Write ``n`` bars composed from nothing (a start token, no prompt) at the current

@@ -27,6 +27,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
 from engine.schema import ConfigError, ParamSpec, parse_value
@@ -138,15 +139,18 @@ def roll_text(data: dict, width: int, height: int, cursor: float | None = None, 
                 for c in range(first, lay.last_col(n[2]) + 1):
                     cells[(c, slot)] = colour_of(n, c == first)
     cursor_col = lay.col(int(cursor)) if cursor is not None else None
+    # Each bar line (and beat, when a step has columns to spare) in the column its first
+    # step lands in: the same column as the bar's number below. (Testing each column's own
+    # first step missed bar lines when a column held 3 steps: bar 2 started mid-column.)
+    bar_cols = {lay.col(step) for step in range(0, steps, 16)}
+    beat_cols = {lay.col(step) for step in range(0, steps, 4)} if lay.widen > 1 else set()
     out = Text(no_wrap=True, overflow="crop")
     for r in range(rows):
         top, bottom = 2 * (rows - 1 - r) + 1, 2 * (rows - 1 - r)
         out.append(_label(lay, top, bottom), style="dim")
         run, run_style = "", ""
         for c in range(min(lay.used, width - GUTTER)):
-            step = lay.step_at(c)
-            ground = BAR if (step % 16 == 0 and c == lay.col(step)) else (
-                BEAT if step % 4 == 0 and c == lay.col(step) and lay.widen > 1 else EMPTY)
+            ground = BAR if c in bar_cols else BEAT if c in beat_cols else EMPTY
             hi, lo = cells.get((c, top), ground), cells.get((c, bottom), ground)
             if c == cursor_col:
                 hi = CURSOR_NOTE if hi not in (BAR, BEAT, EMPTY) else CURSOR
@@ -159,14 +163,17 @@ def roll_text(data: dict, width: int, height: int, cursor: float | None = None, 
         if run:
             out.append(run, style=run_style)
         out.append("\n")
-    if numbers:
-        line = [" "] * (GUTTER + lay.used)
+    if numbers:  # each bar's number starts in its bar line's column
+        line = [" "] * lay.used
         for bar in range(0, steps, 16):
             label = str(bar // 16 + 1)
-            at = GUTTER + lay.col(bar)
+            at = lay.col(bar)
             if at + len(label) <= len(line) and all(ch == " " for ch in line[at:at + len(label) + 1]):
                 line[at:at + len(label)] = label
-        out.append("".join(line)[:width], style="dim")
+        # The gutter apart from the numbers: a screenshot (SVG) drops the leading blanks of
+        # a piece of text, which moved every number four columns left, into the bar before.
+        out.append(" " * GUTTER)
+        out.append("".join(line)[:max(0, width - GUTTER)], style="dim")
     return out
 
 
@@ -225,6 +232,7 @@ class PianoRoll(View, Vertical):
         self.swapped = False
         self.request = 0
         self.playing: dict | None = None  # the piece being played (newer ones wait)
+        self._clock: Timer | None = None  # the cursor's clock, ticking only while playing
         self.step_s = 0.1875  # seconds a 16th-note step lasts while playing
         self.play_start = 0.0
         self.cursor: float | None = None
@@ -246,7 +254,7 @@ class PianoRoll(View, Vertical):
         yield Static("", id="roll-canvas")
 
     def on_mount(self) -> None:
-        self.set_interval(1 / FPS, self._tick)
+        self._clock = self.set_interval(1 / FPS, self._tick, pause=True)  # ticks only while playing
 
     def on_unmount(self) -> None:
         self._stop_sound()
@@ -375,6 +383,8 @@ class PianoRoll(View, Vertical):
         tempo = self._tempo()
         self.playing, self.step_s = self.data, step_seconds(tempo)
         self.play_start = time.monotonic()
+        if self._clock is not None:
+            self._clock.resume()
         self.cursor = 0.0
         command, why = find_player()
         if command:
@@ -450,6 +460,8 @@ class PianoRoll(View, Vertical):
     def _stop_play(self) -> None:
         self._stop_sound()
         self.playing, self.cursor = None, None
+        if self._clock is not None:
+            self._clock.pause()
         if self.note.startswith("▶"):
             self.note = ""
         self._draw()
