@@ -179,17 +179,14 @@ def list_summaries(root: Path | None = None) -> list[RunSummary]:
     return [summarise(rd) for rd in list_runs(root)]
 
 
-def training_run_of(lesson: str, root: Path | None = None) -> RunDir | None:
-    """The newest run of ``lesson`` if it is still training (running or paused, its engine
-    alive): the studio shows it again when the lesson is reopened. Only the newest run of
-    the lesson is looked at: an older one still training is in the runs list."""
+def newest_run_of(lesson: str, root: Path | None = None) -> tuple[RunDir, str] | None:
+    """The newest run of ``lesson`` and its state ("running", "finished", ...), or None when
+    the lesson has no run: a reopened lesson shows it again."""
     for rd in list_runs(root):
         try:
             cfg = rd.read_config()
         except RunDirError:
             continue
-        if cfg.get("lesson") != lesson:
-            continue
-        hist = read_history(rd)
-        return rd if run_state(rd, hist) in ACTIVE else None
+        if cfg.get("lesson") == lesson:
+            return rd, run_state(rd, read_history(rd))
     return None

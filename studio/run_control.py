@@ -7,9 +7,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.rundir import RunDir
-from engine.runs import CONTINUABLE, create_run
+from engine.runs import ACTIVE, CONTINUABLE, create_run, newest_run_of
 from studio.bridge import Bridge
 from studio.messages import RunSnapshot
+
+
+SHOWN_ON_REOPEN = (*ACTIVE, "finished", "stopped")  # a lesson reopens on its newest run in these states
+
+
+def last_run_of(lesson: str) -> tuple[RunDir, str] | None:
+    """The newest run of ``lesson`` and its state, when a reopened lesson should show it: it
+    still trains, or it finished or was stopped (its charts and views are the learner's
+    work). Only the newest run is looked at; one that failed or was interrupted, and every
+    older run, are in the runs list."""
+    last = newest_run_of(lesson)
+    return last if last is not None and last[1] in SHOWN_ON_REOPEN else None
 
 
 @dataclass(frozen=True)

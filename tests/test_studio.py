@@ -156,6 +156,29 @@ async def test_quiz_feedback_and_progress():
         assert load_progress()["lessons"]["vae-digits"]["quiz_passed"] is True
 
 
+async def test_the_quiz_tab_puts_the_keys_on_the_first_open_question():
+    """At 80x24, 6 opened the Quiz with nothing focused: ↑/↓ scrolled the page, and every
+    question showed its first answer highlighted, so none looked like the one in use. The
+    tab now focuses the first question not yet answered."""
+    from textual.widgets import RadioSet
+
+    from studio.widgets.quiz import QuizPanel
+
+    app = GenStudioApp(graphics="halfblock", lesson="music-transformer")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = lesson_screen(app)
+        await pilot.press("l", "6")
+        await pilot.pause()
+        assert screen.query_one("#tabs").active == "tab-quiz"
+        assert isinstance(app.focused, RadioSet) and app.focused.id == "q0"
+        await pilot.press("down", "enter")
+        assert screen.query_one("#q0", RadioSet).pressed_index >= 0
+        await pilot.press("1", "6")  # away and back: the next question waiting for an answer
+        await pilot.pause()
+        assert app.focused is screen.query_one("#q1", RadioSet)
+        assert screen.query_one(QuizPanel).first_open() == 1
+
+
 async def test_code_links_jump_to_the_definition():
     app = GenStudioApp(graphics="halfblock", lesson="vae-digits")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -241,6 +264,37 @@ async def test_a_killed_engine_is_reported(tmp_path):
         banner = str(screen.query_one("#banner").render())
         assert "ended unexpectedly" in banner and "press u to continue" in banner
         assert screen.check_action("continue_run", ()) is True
+
+
+async def test_reopening_a_lesson_shows_its_last_finished_run(tmp_path):
+    """A lesson trained to the end and opened again shows that run (charts filled, the status
+    line saying it finished), not an empty "press s"; no engine starts until s."""
+    from engine.rundir import index_run
+    from studio.widgets.status_line import StatusLine
+
+    rd = _fixture_run(tmp_path, "finished")
+    index_run(rd.path)  # where `genstudio train` and the studio put it: in the runs list
+    app = GenStudioApp(graphics="halfblock", lesson="vae-digits")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = lesson_screen(app)
+        await wait_for(pilot, lambda: screen.snapshot is not None, what="the last run's snapshot")
+        assert screen.bridge.run.path == rd.path and screen.snapshot.state == "finished"
+        assert "train/loss" in screen.snapshot.series and "samples" in screen.snapshot.samples
+        assert "● finished" in screen.query_one(StatusLine)._text.plain
+        assert not screen.bridge.engine_alive() and screen.check_action("start", ()) is True
+
+
+async def test_reopening_a_lesson_whose_last_run_failed_starts_empty(tmp_path):
+    """Only a finished, stopped or training run comes back on its own; a failed one is in Runs."""
+    from engine.rundir import index_run
+
+    index_run(_fixture_run(tmp_path, "failed", {"kind": "nan", "message": "nan", "hint": "lower lr"}).path)
+    app = GenStudioApp(graphics="halfblock", lesson="vae-digits")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = lesson_screen(app)
+        assert screen.bridge.run is None
+        assert "no run" in str(screen.query_one("#status").render())
 
 
 async def test_runs_screen_lists_runs_and_continues_a_stopped_one(tmp_path):

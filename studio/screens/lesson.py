@@ -24,12 +24,12 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from engine.panes import MODEL_TAB
 from engine.registry import dashboard, get_config_class
 from engine.rundir import TERMINAL_STATES, RunDir, RunDirError
-from engine.runs import ACTIVE, CONTINUABLE, RunError, training_run_of
+from engine.runs import ACTIVE, CONTINUABLE, RunError
 from engine.schema import specs
 from studio.lessons import CODE_LINK, Lesson, get_lesson, load_lessons
 from studio.messages import AskEngine, OpenCode, PickSetting, QuizFinished, RunSnapshot
 from studio.progress import mark_opened, mark_trained, record_quiz, was_trained
-from studio.run_control import RunControl
+from studio.run_control import RunControl, last_run_of
 from studio.screens.code_links import CodeLinks, code_links
 from studio.screens.next_lesson import NextLesson
 from studio.screens.term import choose_term, show_term
@@ -134,11 +134,13 @@ class LessonScreen(Screen):
     def on_mount(self) -> None:
         mark_opened(self.lesson.id)
         self.query_one(StatusLine).update_from(None)
-        if not self._attach_to:  # reopened while its run still trains: show that run, not an empty lesson
-            running = training_run_of(self.lesson.id)
-            if running is not None:
-                self._attach_to = str(running.path)
-                self.notify(f"Your run {running.name} is still training: here it is. s starts a new one.")
+        if not self._attach_to:  # reopened: show its newest run (training, finished or stopped), not an empty lesson
+            last = last_run_of(self.lesson.id)
+            if last is not None:
+                rd, state = last
+                self._attach_to = str(rd.path)
+                self.notify(f"Your run {rd.name} is still training: here it is. s starts a new one." if state in ACTIVE
+                            else f"Your last run {rd.name} ({state}) is shown. s starts a new one.")
         if self._attach_to:
             rd = RunDir(self._attach_to)
             self.control.attach(rd, resume=self._resume)
@@ -390,6 +392,9 @@ class LessonScreen(Screen):
     def tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """A tab with a text box (the prompt, the sentence to translate) takes the keys at
         once, so typing goes into the box rather than starting a run."""
+        if event.pane.id == "tab-quiz":  # ↑/↓ choose an answer at once
+            self.query_one(QuizPanel).focus_input()
+            return
         tab = next((t for t in (*self.tabs, MODEL_TAB) if t.id == event.pane.id), None)
         for pane in tab.panes if tab else ():
             if self.views[pane.id].focus_input():

@@ -38,6 +38,10 @@ class QuizPanel(VerticalScroll):
     QuizPanel .question { margin-top: 1; text-style: bold; }
     QuizPanel RadioSet { width: 100%; }
     QuizPanel RadioButton { width: 100%; height: auto; text-wrap: wrap; text-overflow: fold; }
+    /* Only the question being answered shows a cursor and a bright frame: every question
+       used to show its first answer highlighted, so none looked like the one in use. */
+    QuizPanel RadioSet:focus { border: tall $accent; }
+    QuizPanel RadioSet:blur > RadioButton.-selected > .toggle--label { background: transparent; }
     QuizPanel .question { width: 100%; }
     QuizPanel .feedback { margin-bottom: 1; }
     QuizPanel .right { color: $success; }
@@ -126,6 +130,25 @@ class QuizPanel(VerticalScroll):
         self._recorded = {}
         await self.recompose()
         self.call_after_refresh(self._back_to_the_top)
+
+    def first_open(self) -> int:
+        """The first question with no answer picked (the first when all have one)."""
+        for i in range(len(self.questions)):
+            if self.query_one(f"#q{i}", RadioSet).pressed_index < 0:
+                return i
+        return 0
+
+    def focus_input(self) -> bool:
+        """Keys go to the first question still open, so ↑/↓ choose at once."""
+        if not self.questions:
+            return False
+        i = self.first_open()
+        self.query_one(f"#q{i}", RadioSet).focus(scroll_visible=False)
+        if i == 0:  # the instructions stay in view above the first question
+            self.scroll_home(animate=False)
+        else:  # the question above its answers
+            self.scroll_to_widget(self.query(".question")[i], animate=False, top=True)
+        return True
 
     def _back_to_the_top(self) -> None:
         self.scroll_home(animate=False)
