@@ -15,7 +15,7 @@ from engine.rundir import ARTIFACT_FILE, EventTail, History, RunDir
 from engine.runs import run_state
 from studio.messages import RunSnapshot
 
-POLL_INTERVAL = 0.1  # seconds between reads of the event log
+POLL_INTERVAL = 0.25  # seconds between reads of the event log (each read wakes the studio)
 POST_INTERVAL = 0.5  # at most two snapshots a second reach the UI
 MAX_POINTS = 400  # per curve in a snapshot
 SERVE_S = 600.0  # an engine the studio starts answers the views this long after training, when idle
@@ -93,11 +93,20 @@ class Bridge:
         last_post, last_alive, dirty = 0.0, None, True
         unposted_replies: set[str] = set()  # names whose newest artifact answers a request, not posted yet
 
+        thinned: dict[str, tuple[int, tuple[list[int], list[float]]]] = {}  # name -> (points, downsampled)
+
+        def series() -> dict[str, tuple[list[int], list[float]]]:
+            """Each metric downsampled, again only when it gained points since the last post."""
+            for name, points in hist.metrics.items():
+                if name not in thinned or thinned[name][0] != len(points):
+                    thinned[name] = (len(points), downsample(points))
+            return {name: thinned[name][1] for name in hist.metrics}
+
         def snapshot(alive: bool) -> RunSnapshot:
             return RunSnapshot(
                 run_dir=str(rd.path), state=run_state(rd, hist, alive), device=hist.device, step=hist.step,
                 total_steps=total, status=dict(hist.status),
-                series={k: downsample(v) for k, v in hist.metrics.items()},
+                series=series(),
                 samples=confined(rd, hist.samples), captions=dict(hist.captions),
                 errors=list(hist.errors), logs=hist.logs[-5:], last_log_time=hist.last_log_time, params=dict(hist.params),
                 has_checkpoint=rd.checkpoint_path.exists(), version=version, sample_versions=dict(sample_versions),

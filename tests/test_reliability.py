@@ -485,3 +485,42 @@ def test_export_writes_the_metric_history_as_csv(tmp_path, capsys):
     assert main(["export", str(rd.path), "--csv", str(tmp_path / "no" / "m.csv")]) == 2
     assert main(["export", str(rd.path), "--csv", "-"]) == 0
     assert "step,train/loss" in capsys.readouterr().out
+
+
+# -- 10. an idle studio leaves the cores to training --
+
+async def test_a_scrubber_clock_ticks_only_while_playing():
+    """Every scrubber (the denoising timeline, the raster replay) ran a 6-12 Hz clock from
+    the moment it was mounted: an idle studio woke several times a second and took slices
+    of the cores that training used."""
+    from textual.app import App
+
+    from studio.widgets.scrubber import Scrubber
+
+    class Counting(Scrubber):
+        ticks = 0
+
+        @property
+        def frames(self) -> int:
+            return 50
+
+        def _tick(self) -> None:
+            Counting.ticks += 1
+            super()._tick()
+
+    class Host(App):
+        def compose(self):
+            yield Counting()
+
+    async with Host().run_test() as pilot:
+        view = pilot.app.query_one(Counting)
+        await pilot.pause(0.6)
+        assert Counting.ticks == 0
+        view.action_play()
+        await pilot.pause(0.6)
+        assert Counting.ticks > 0 and view.frame > 0
+        view.action_play()  # pause
+        await pilot.pause(0.2)
+        ticks = Counting.ticks
+        await pilot.pause(0.6)
+        assert Counting.ticks == ticks

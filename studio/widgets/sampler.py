@@ -13,6 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.geometry import Region
+from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
 from engine.schema import ConfigError, ParamSpec, parse_value
@@ -131,6 +132,7 @@ class SamplerPanel(View, Vertical):
         self.artifact = artifact
         self.data: dict | None = None
         self.shown = 0  # tokens revealed so far
+        self._clock: Timer | None = None  # the reveal clock, ticking only while tokens appear
         self.cursor: int | None = None  # the position whose candidates are shown (None: the newest)
         self.request = 0  # numbers the answers (older ones are ignored); also the sampling seed
 
@@ -153,7 +155,7 @@ class SamplerPanel(View, Vertical):
         yield Static("", id="sampler-bars")
 
     def on_mount(self) -> None:
-        self.set_interval(1 / REVEAL_HZ, self._reveal)
+        self._clock = self.set_interval(1 / REVEAL_HZ, self._reveal, pause=True)  # ticks only while revealing
 
     def focus_input(self) -> bool:
         self.query_one("#prompt", Input).focus()
@@ -211,6 +213,8 @@ class SamplerPanel(View, Vertical):
         if self.data is None or data.get("request") != self.data.get("request"):
             self.shown, self.cursor = 0, None  # a new answer: reveal it from the start
         self.data = data
+        if self._clock is not None:
+            self._clock.resume()
         if data.get("done"):
             s = data.get("settings", {})
             self._status(f"{len(data['tokens'])} tokens in {data.get('seconds', 0):.2f} s at temperature "
@@ -220,6 +224,8 @@ class SamplerPanel(View, Vertical):
 
     def _reveal(self) -> None:
         if not self.data or self.shown >= len(self.data["tokens"]):
+            if self._clock is not None:
+                self._clock.pause()
             return
         backlog = len(self.data["tokens"]) - self.shown
         self.shown += max(1, backlog // 20)  # catch up when far behind

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.timer import Timer
 
 from studio.widgets.view import View
 
@@ -33,10 +34,23 @@ class Scrubber(View, Vertical):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.frame = 0
-        self.playing = False
+        self._playing = False
+        self._clock: Timer | None = None
 
     def on_mount(self) -> None:
-        self.set_interval(1 / self.PLAY_FPS, self._tick)
+        # The clock ticks only while playing: an idle timer would wake the studio (and take
+        # a slice of a core from the training beside it) several times a second for nothing.
+        self._clock = self.set_interval(1 / self.PLAY_FPS, self._tick, pause=not self._playing)
+
+    @property
+    def playing(self) -> bool:
+        return self._playing
+
+    @playing.setter
+    def playing(self, value: bool) -> None:
+        self._playing = value
+        if self._clock is not None:
+            self._clock.resume() if value else self._clock.pause()
 
     def focus_input(self) -> bool:
         self.focus()
