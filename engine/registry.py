@@ -89,3 +89,4 @@ register("realnvp", "engine.configs.realnvp:RealNVPConfig", "engine.recipes.real
 register("start", "engine.configs.start:StartConfig", "engine.recipes.start")
 register("mlm", "engine.configs.mlm:MLMConfig", "engine.recipes.mlm")
 register("vqvae", "engine.configs.vqvae:VQVAEConfig", "engine.recipes.vqvae")
+register("latent_diffusion", "engine.configs.latent_diffusion:LatentDiffusionConfig", "engine.recipes.latent_diffusion")
