@@ -126,6 +126,7 @@ class LossCurves(View, Vertical):
         self._drawn_at = 0.0
         self._timer = None
         self._drawn: dict[int, tuple] = {}  # what each panel shows now
+        self._texts: dict[str | None, Text] = {}  # what each legend and help line shows now
         self._state: str | None = None  # the followed run's state (None: no run)
         self._layout: tuple | None = None  # (height, panels' extra lines) the plot heights were fitted to
         self._hint = "-"  # what the hint line says now
@@ -207,9 +208,22 @@ class LossCurves(View, Vertical):
                 continue
             self._drawn[i] = signature
             self._draw_plot(plot, names, series)
-            legend.update(self._legend(title, names, series))
-            help_line.update(self._help(names))
+            self._set_text(legend, self._legend(title, names, series))
+            self._set_text(help_line, self._help(names))
         self.call_after_refresh(self._fit)
+
+    def _set_text(self, line: Static, text: Text | str) -> None:
+        """Updates a legend or help line, laying the screen out again only when its height
+        changes: a layout pass of the whole screen is what a redraw costs most."""
+        text = Text(text) if isinstance(text, str) else text
+        old = self._texts.get(line.id)
+        if old is not None and old.plain == text.plain and old.spans == text.spans:
+            return
+        width = line.content_size.width
+        lines = len(text.wrap(self.app.console, width)) if width > 0 else None
+        same_height = lines is not None and old is not None and lines == len(old.wrap(self.app.console, width))
+        self._texts[line.id] = text
+        line.update(text, layout=not same_height)
 
     def _draw_plot(self, plot: PlotextPlot, names: list[str], series: dict) -> None:
         plt = plot.plt
