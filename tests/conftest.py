@@ -116,6 +116,13 @@ def stop_part_way(rd, after: int = 3, timeout: float = 60.0) -> int:
     return hist.step
 
 
+def stop_at(rd, step: int) -> None:
+    """Train ``rd`` in this process and stop it at exactly ``step`` (step it that far while
+    paused, then ask it to stop)."""
+    rd.send("step", n=step)
+    assert stop_part_way(rd, after=step) == step
+
+
 async def wait_for(pilot, predicate, timeout: float = 90.0, what: str = "") -> None:
     """Let the app run until ``predicate()`` holds (a studio test's only way to wait)."""
     import time

@@ -38,6 +38,8 @@ TINY = {
     "mlm": {"layers": 1, "heads": 2, "width": 16, "context": 16, "batch_size": 4, "warmup": 2},
     "vqvae": {"width": 8, "codes": 16, "code_dim": 4, "prior_width": 16, "prior_layers": 1, "prior_heads": 2,
               "batch_size": 8, "train_size": 256, "ae_steps": 2},  # 3 steps, then 5: across the switch
+    "latent_diffusion": {"ae_width": 8, "latent_channels": 2, "base": 8, "batch_size": 8, "train_size": 256,
+                         "ae_steps": 2, "sampler_steps": 10},
 }
 NEEDS_MIDI = {"musegan", "music_transformer"}  # trained on a small folder of MIDI files, not the chorale corpus
 

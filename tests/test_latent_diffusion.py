@@ -7,8 +7,6 @@ and the lesson's tabs in the studio."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 from dataclasses import asdict
 
 import numpy as np
@@ -25,6 +23,8 @@ from engine.registry import RECIPES
 from engine.rundir import RunDir, read_history
 from engine.runner import Runner
 from engine.schema import ConfigError, validate
+
+from conftest import stop_at
 
 TINY = {"train_size": 256, "batch_size": 16, "ae_width": 8, "latent_channels": 2, "base": 8, "ae_steps": 6,
         "steps": 12, "sampler_steps": 10}
@@ -152,24 +152,6 @@ def test_live_settings():
 
 
 # -- through the runner --
-
-def stop_at(rd: RunDir, step: int) -> None:
-    """Train ``rd`` in this process and stop it at exactly ``step``."""
-    rd.send("step", n=step)
-
-    def stop():
-        deadline = time.monotonic() + 60
-        while read_history(rd).step < step and time.monotonic() < deadline:
-            time.sleep(0.01)
-        rd.send("stop")
-
-    thread = threading.Thread(target=stop)
-    thread.start()
-    assert Runner(rd.path).run() == 0
-    thread.join(timeout=10)
-    hist = read_history(rd)
-    assert hist.state == "stopped" and hist.step == step, (hist.state, hist.step)
-
 
 def test_resume_is_exact_in_either_phase_and_across_the_switch(tmp_path, untrained_judge):
     whole = write_run(tmp_path / "whole")

@@ -6,8 +6,6 @@ switch, the views, and the lesson's tabs in the studio."""
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import asdict
 
 import numpy as np
@@ -24,6 +22,8 @@ from engine.registry import RECIPES
 from engine.rundir import RunDir, read_history
 from engine.runner import Runner
 from engine.schema import ConfigError, validate
+
+from conftest import stop_at
 
 TINY = {"train_size": 256, "batch_size": 16, "width": 8, "codes": 16, "code_dim": 4, "prior_width": 16,
         "prior_layers": 1, "prior_heads": 2, "ae_steps": 6, "steps": 12, "restart_after": 3}
@@ -253,25 +253,6 @@ def write_run(path, **params) -> RunDir:
 
 def test_registered():
     assert RECIPES["vqvae"] == (VQVAEConfig, "engine.recipes.vqvae")
-
-
-def stop_at(rd: RunDir, step: int) -> None:
-    """Train ``rd`` in this process and stop it at exactly ``step`` (step it that far while
-    paused, then ask it to stop)."""
-    rd.send("step", n=step)
-
-    def stop():
-        deadline = time.monotonic() + 60
-        while read_history(rd).step < step and time.monotonic() < deadline:
-            time.sleep(0.01)
-        rd.send("stop")
-
-    thread = threading.Thread(target=stop)
-    thread.start()
-    assert Runner(rd.path).run() == 0
-    thread.join(timeout=10)
-    hist = read_history(rd)
-    assert hist.state == "stopped" and hist.step == step, (hist.state, hist.step)
 
 
 def test_resume_is_exact_in_either_phase_and_across_the_switch(tmp_path, untrained_judge):
