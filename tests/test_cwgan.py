@@ -31,11 +31,13 @@ def recipe(**over) -> CWGANRecipe:
 
 
 @pytest.fixture(scope="module")
-def face_classifier(tmp_path_factory):
-    """The real cached classifier, trained once for the whole test session."""
+def face_classifier(shared_cache):
+    """The real classifier, trained once in the session's shared cache, where the recipes
+    under test find it too (a module fixture is set up before the test's home exists: with
+    no cache_dir it trained a second one in the user's own home)."""
     from engine.metrics.face_classifier import get_face_classifier
 
-    return get_face_classifier("cpu")
+    return get_face_classifier("cpu", cache_dir=shared_cache)
 
 
 def test_losses_are_finite_and_named():

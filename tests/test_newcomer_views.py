@@ -212,10 +212,10 @@ async def test_5_the_sample_keeps_the_shown_token_in_view_and_attention_says_whi
         await pilot.pause(0.3)
         assert out.scrollable_content_region.height >= 4  # more than 2 lines of the text
         assert cursor_on_screen()  # the newest token, at the end
-        await pilot.press("escape", *["left"] * 150)
+        await pilot.press("escape", *["left"] * 100)
         await pilot.pause(0.3)
-        assert panel.cursor == 49 and cursor_on_screen()
-        assert "position 50 of 200" in str(panel.query_one("#sampler-bars").render())
+        assert panel.cursor == 99 and cursor_on_screen()
+        assert "position 100 of 200" in str(panel.query_one("#sampler-bars").render())
 
         await pilot.press("3")
         await pilot.pause()

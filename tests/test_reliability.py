@@ -420,7 +420,7 @@ async def test_a_storm_of_resizes_leaves_the_studio_responsive():
     app = GenStudioApp(graphics="halfblock", lesson="gpt-from-scratch")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
-        sizes = [(80 + (i * 37) % 120, 24 + (i * 13) % 40) for i in range(20)] + [(70, 20), (130, 45)]
+        sizes = [(80 + (i * 37) % 120, 24 + (i * 13) % 40) for i in range(10)] + [(70, 20), (130, 45)]
         for w, h in sizes:
             await pilot.resize_terminal(w, h)
         await pilot.pause(0.5)

@@ -271,11 +271,12 @@ def test_generate_answers_through_the_runner_and_errors_come_back(tmp_path, shap
 
 @pytest.mark.slow
 def test_a_short_training_follows_prompts_better_than_chance(shape_classifier):
-    """After 300 small steps (about half a minute on one CPU thread) the 32 fixed prompts get
-    the position or the colour they ask for far more often than chance (1 in 5)."""
+    """After 150 small steps (about 15 s on one CPU thread) the 32 fixed prompts get the
+    position or the colour they ask for far more often than chance (1 in 5): measured,
+    position 0.88 after 150 steps and 1.0 after 200 (0.22 before training)."""
     r = recipe(base=16, text_dim=32, batch_size=16, train_size=2000, timesteps=1000, lr=3e-3, guidance=2.0)
     before = r.evaluate()
-    for _ in range(300):
+    for _ in range(150):
         r.train_step()
     after = r.evaluate()
     assert N_EVAL == 32
