@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from engine.registry import RECIPES
@@ -20,6 +21,7 @@ from engine.schema import specs
 GRAPHICS = ("auto", "sixel", "kitty", "halfblock", "ascii")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 RUN_REF = "run name, unique prefix, path, or 'last'"
+JOIN_WAIT_S = 10.0  # how long a machine joining a shared run waits for the config another is writing
 
 
 class UsageError(Exception):
@@ -262,8 +264,13 @@ def _join_or_create(args, recipe: str, lesson: str | None) -> RunDir:
     try:
         return create_run(recipe, args.sets, args.steps, args.device, args.run_dir, lesson=lesson, nproc=args.nproc)
     except RunError as e:
-        if rd.config_path.exists():  # another machine created it a moment ago
-            return rd
+        # Another machine created the folder a moment ago and may still be writing its
+        # config (a temporary file first, synced, then renamed): give it a few seconds.
+        deadline = time.monotonic() + JOIN_WAIT_S
+        while rd.path.is_dir() and not rd.config_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if rd.config_path.exists():
+            return _join_or_create(args, recipe, lesson)  # the same checks as for a config found at once
         raise UsageError(str(e)) from None
 
 

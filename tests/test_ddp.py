@@ -79,3 +79,33 @@ def test_two_machines_meet_at_a_rendezvous(tmp_path):
     ddp = [e.payload for e in rd.events() if e.type == "ddp"]
     assert ddp == [{"world_size": 2, "max_param_diff": 0.0}]
     assert read_history(rd).step == 20
+
+
+def test_a_machine_arriving_while_the_other_writes_the_config_joins(tmp_path):
+    """Two machines start at once: the first has made the folder and is writing config.json
+    (its temporary file is there, the config not yet); the second used to give up with
+    "exists and is not empty" and the first waited at the rendezvous for ten minutes."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from studio.cli import _join_or_create
+
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / ".config.json.99999.tmp").write_text("{")  # the first machine, mid-write
+    first = RunDir(folder)
+
+    def finish_writing():
+        time.sleep(0.5)
+        first.write_config("vae", {"steps": 20}, device="cpu", nproc=1)
+        (folder / ".config.json.99999.tmp").unlink()
+
+    writer = threading.Thread(target=finish_writing)
+    writer.start()
+    args = SimpleNamespace(run_dir=str(folder), rdzv_endpoint="127.0.0.1:1", nproc=1, sets=[], steps=20, device="cpu")
+    try:
+        joined = _join_or_create(args, "vae", None)
+    finally:
+        writer.join()
+    assert joined.path == folder and joined.read_config()["recipe"] == "vae"
