@@ -16,7 +16,8 @@ from engine.runs import run_state
 from studio.messages import RunSnapshot
 
 POLL_INTERVAL = 0.25  # seconds between reads of the event log (each read wakes the studio)
-POST_INTERVAL = 0.5  # at most two snapshots a second reach the UI
+POST_INTERVAL = 1.0  # training's own progress (metrics, periodic views) reaches the UI once a second
+URGENT = ("state", "param", "error")  # ...but what the learner caused or must see is posted at the next poll
 MAX_POINTS = 400  # per curve in a snapshot
 SERVE_S = 600.0  # an engine the studio starts answers the views this long after training, when idle
 
@@ -90,7 +91,7 @@ class Bridge:
         tail = EventTail(rd.events_path)
         hist = History()
         version, sample_versions = 0, {}
-        last_post, last_alive, dirty = 0.0, None, True
+        last_post, last_alive, dirty, urgent = 0.0, None, True, False
         unposted_replies: set[str] = set()  # names whose newest artifact answers a request, not posted yet
 
         thinned: dict[str, tuple[int, tuple[list[int], list[float]]]] = {}  # name -> (points, downsampled)
@@ -124,16 +125,18 @@ class Bridge:
                         last_post, unposted_replies = time.monotonic(), set()
                     if is_reply(ev.payload.get("path")):
                         unposted_replies.add(name)
+                        urgent = True
                 hist.apply(ev)
                 version += 1
                 dirty = True
+                urgent = urgent or ev.type in URGENT
                 if ev.type == "sample":
                     sample_versions[ev.payload["name"]] = version
             alive = self.engine_alive()
             if alive != last_alive:
-                dirty, last_alive = True, alive
+                dirty, urgent, last_alive = True, True, alive
             now = time.monotonic()
-            if dirty and now - last_post >= POST_INTERVAL:
+            if dirty and (urgent or now - last_post >= POST_INTERVAL):
                 post(snapshot(alive))
-                last_post, dirty, unposted_replies = now, False, set()
+                last_post, dirty, urgent, unposted_replies = now, False, False, set()
             time.sleep(POLL_INTERVAL)

@@ -385,6 +385,36 @@ def test_an_answer_to_a_request_reaches_the_studio_though_a_periodic_view_follow
     assert snaps[0].sample_versions["raster"] != snaps[-1].sample_versions["raster"]
 
 
+def test_progress_reaches_the_studio_once_a_second_and_what_the_learner_did_at_the_next_poll(tmp_path):
+    """Every snapshot costs the training process CPU time (the studio repaints), so metrics
+    come at most once per POST_INTERVAL; a pause, a live setting or an error must not wait."""
+    import threading
+
+    from studio import bridge as bridge_mod
+    from studio.bridge import Bridge
+
+    rd = make_run(tmp_path / "pace", steps=10)
+    rd.emit("state", 0, {"state": "running"})
+    snaps, times = [], []
+
+    def post(snap):
+        snaps.append(snap)
+        times.append(time.monotonic())
+        if len(snaps) == 1:
+            rd.emit("metric", 1, {"train/loss": 1.0})  # progress, right after a post
+        elif len(snaps) == 2:
+            threading.Timer(0.05, rd.emit, ("state", 1, {"state": "paused"})).start()  # the learner pressed p
+
+    b = Bridge()
+    b.attach(rd)
+    b.engine_alive = lambda: True
+    deadline = time.monotonic() + 10
+    b.follow(post, lambda: len(snaps) >= 3 or time.monotonic() > deadline)
+    assert [s.step for s in snaps] == [0, 1, 1] and snaps[-1].state == "paused"
+    assert times[1] - times[0] >= bridge_mod.POST_INTERVAL * 0.9  # the metric waited its turn
+    assert times[2] - times[1] < bridge_mod.POST_INTERVAL / 2  # the pause did not
+
+
 # -- 9. smaller --
 
 def test_resume_without_a_checkpoint_suggests_the_same_settings(tmp_path, capsys):
