@@ -33,13 +33,7 @@ def untrained_judge(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fc, "get_face_classifier", lambda device="cpu", size=32, **_: fc.FaceClassifier(size).eval())
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One CPU thread, as the runner gives this recipe: several times faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest.py)
 
 
 def recipe(need_data: bool = True, **over) -> CycleGANRecipe:

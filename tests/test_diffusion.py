@@ -34,14 +34,7 @@ def recipe(**over) -> DiffusionRecipe:
     return DiffusionRecipe(RunContext(device=torch.device("cpu")), DiffusionConfig(**{**TINY, **over}))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one CPU thread, and far faster when other programs keep
-    the cores busy (two threads then wait on each other)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest.py)
 
 
 @pytest.fixture

@@ -34,13 +34,7 @@ TINY_DIGITS = {"dataset": "digits", "width": 4, "batch_size": 8, "buffer_size": 
                "sample_steps": 4, "train_size": 256, "steps": 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread, as the runner gives this recipe: its small passes only wait on a second."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest.py)
 
 
 class Quadratic(nn.Module):

@@ -62,19 +62,14 @@ def test_field_view_shows_both_clouds_on_the_decision_map():
     assert (120, 255, 170) in colours and (255, 120, 230) in colours  # real and generated dots
 
 
-def test_the_generator_learns_the_ring():
+def test_the_generator_learns_the_ring(one_thread):  # one thread, as the runner does for this recipe
     """Sliced Wasserstein to real points falls from a blob's distance to near the floor."""
     ref = reference_scale("ring")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the runner does for this recipe
-    try:
-        r = recipe(shape="ring", hidden=64, lr_g=1e-3, lr_d=1e-3)
-        before = r.evaluate()["quality/sliced_wasserstein"]
-        for _ in range(1200):
-            r.train_step()
-        after = r.evaluate()["quality/sliced_wasserstein"]
-    finally:
-        torch.set_num_threads(threads)
+    r = recipe(shape="ring", hidden=64, lr_g=1e-3, lr_d=1e-3)
+    before = r.evaluate()["quality/sliced_wasserstein"]
+    for _ in range(1200):
+        r.train_step()
+    after = r.evaluate()["quality/sliced_wasserstein"]
     threshold = (ref["sw_floor"] * ref["sw_blob"]) ** 0.5  # between the floor and a fitted blob
     assert before > threshold and after < threshold, (before, after, threshold)
 

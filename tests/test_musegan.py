@@ -26,12 +26,7 @@ TINY = {"dataset": "midi", "z_dim": 8, "width": 32, "batch_size": 16, "critic_st
 ARGS = MuseGANArgs(classes=PITCHES + 1, bars=2, z_dim=8, width=32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the recipe runs (cpu_threads=1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest.py)
 
 
 @pytest.fixture

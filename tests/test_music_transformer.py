@@ -25,12 +25,7 @@ TINY = {"dataset": "midi", "layers": 2, "heads": 2, "width": 32, "context": 32, 
         "lr": 3e-3, "warmup": 5, "dropout": 0.0, "prompt_bars": 2, "new_bars": 2}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the recipe runs (cpu_threads=1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest.py)
 
 
 @pytest.fixture

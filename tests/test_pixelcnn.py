@@ -28,13 +28,7 @@ from engine.schema import validate
 TINY = {"width": 8, "blocks": 2, "first_kernel": 7, "batch_size": 8, "train_size": 256, "lr": 3e-3, "samples": 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one CPU thread, far faster when the cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest.py)
 
 
 @pytest.fixture

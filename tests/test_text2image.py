@@ -44,14 +44,7 @@ def busy_model(seed: int = 0) -> TextToImage:
     return model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One CPU thread, as the recipe asks of the runner: on a busy machine two threads that
-    wait on each other made these tests several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest.py)
 
 
 @pytest.fixture(scope="module")

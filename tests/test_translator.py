@@ -28,13 +28,7 @@ from engine.runner import Runner
 TINY = {"width": 32, "heads": 2, "layers": 1, "ff": 64, "batch_size": 32, "train_size": 400, "warmup": 10}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and the machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest.py)
 
 
 def recipe(**over) -> TranslatorRecipe:
