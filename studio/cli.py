@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from engine.registry import RECIPES
-from engine.rundir import RunDir, RunDirError, list_runs
+from engine.rundir import TERMINAL_STATES, RunDir, RunDirError, list_runs, read_history
 from engine.runs import RunError, create_run, run_ref
 from engine.schema import specs
 
@@ -195,8 +195,6 @@ def cmd_export(args) -> int:
     measured at that step), in the order train, val, quality."""
     import csv
 
-    from engine.rundir import read_history
-
     rd = _resolve(args.run)
     if args.csv != "-":
         out = Path(args.csv).expanduser().absolute()
@@ -353,8 +351,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{rd.name} is not training; nothing to stop")
                 return 0
             rd.send("stop")
-            print(f"asked {rd.name} to stop; it saves a checkpoint, then exits "
-                  f"(`genstudio resume {run_ref(rd)}` continues it)")
+            state = read_history(rd).state
+            if state in TERMINAL_STATES:  # training is over; its engine was answering the studio's views
+                how = {"finished": "finished", "stopped": "was stopped", "failed": "failed"}[state]
+                print(f"{rd.name} is not training (it {how}); asked its engine, still serving its views, to exit")
+            else:
+                print(f"asked {rd.name} to stop; it saves a checkpoint, then exits "
+                      f"(`genstudio resume {run_ref(rd)}` continues it)")
             return 0
         if args.command == "attach":
             return run_tui(args, attach=_resolve(args.run))

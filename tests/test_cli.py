@@ -173,3 +173,19 @@ def test_engine_survives_sigkill_and_resumes(tmp_path):
         proc2.wait(timeout=60)
     assert read_history(rd).state == "stopped"
     assert main(["stop", str(rd.path)]) == 0  # not training any more: says so, exit 0
+
+
+def test_stop_on_a_finished_run_that_still_serves_its_views_does_not_offer_to_resume(tmp_path, capsys, monkeypatch):
+    """The studio's engine answers the views for a while after training; `genstudio stop`
+    then ends it, and must not say that `genstudio resume` would continue a finished run."""
+    from conftest import make_run
+
+    rd = make_run(tmp_path / "f", steps=5)
+    rd.emit("state", 0, {"state": "running"})
+    rd.emit("state", 5, {"state": "finished"})
+    monkeypatch.setattr(RunDir, "engine_alive", lambda self: True)  # serving its views
+    assert main(["stop", str(rd.path)]) == 0
+    out = capsys.readouterr().out
+    assert "finished" in out and "resume" not in out, out
+    sent = [json.loads(line)["cmd"] for line in rd.commands_path.read_text().splitlines()]
+    assert sent == ["stop"]  # the serving engine is still asked to exit
