@@ -118,10 +118,14 @@ def load_lessons(directory: Path = LESSONS_DIR) -> list[Lesson]:
     return sorted((l for l in lessons if l.recipe in RECIPES), key=lambda l: (l.course, l.family, l.order, l.title))
 
 
-def next_lesson(lessons: list[Lesson], progress: dict) -> Lesson | None:
-    """The first lesson of the path whose quiz is not passed yet."""
+def next_lesson(lessons: list[Lesson], progress: dict, after: str | None = None) -> Lesson | None:
+    """The first lesson of the path whose quiz is not passed yet; with ``after``, the first
+    such lesson that follows it in the path, else the first one before it (None: all passed)."""
     done = {k for k, v in progress.get("lessons", {}).items() if isinstance(v, dict) and v.get("quiz_passed")}
-    return next((l for l in lessons if l.id not in done), None)
+    ids = [lesson.id for lesson in lessons]
+    start = ids.index(after) + 1 if after in ids else 0
+    order = lessons[start:] + lessons[:start]
+    return next((l for l in order if l.id not in done and l.id != after), None)
 
 
 def get_lesson(lesson_id: str) -> Lesson:

@@ -197,3 +197,42 @@ def test_answers_are_validated_and_survive_damaged_entries():
     record_answers("vae-digits", [{"question": 2, "chosen": 1, "right": True, "time": 3.0}])
     assert [a["question"] for a in answer_history("vae-digits")] == [2]
     assert load_progress()["lessons"]["gan-shape"]["answers"][0]["right"] is True
+
+
+def test_the_next_lesson_after_a_passed_quiz_is_the_next_one_not_passed_wrapping_round():
+    from studio.lessons import load_lessons, next_lesson
+
+    path = load_lessons()
+    ids = [lesson.id for lesson in path]
+    passed = {"lessons": {ids[1]: {"quiz_passed": True}, ids[2]: {"quiz_passed": True}}}
+    assert next_lesson(path, passed, after=ids[0]).id == ids[3]  # skips the two already passed
+    assert next_lesson(path, passed, after=ids[-1]).id == ids[0]  # the last lesson: back to the first not passed
+    everything = {"lessons": {i: {"quiz_passed": True} for i in ids}}
+    assert next_lesson(path, everything, after=ids[-1]) is None
+    assert next_lesson(path, passed).id == ids[0]
+
+
+async def test_passing_the_last_quiz_of_the_path_before_training_says_what_is_left():
+    """A walkthrough passed the music Transformer's quiz (the last lesson of the path) at step
+    0 and was told it had finished the lesson and that this was the last lesson of the path,
+    with 15 lessons untouched."""
+    from studio.app import GenStudioApp
+    from studio.lessons import load_lessons
+    from studio.messages import QuizFinished
+    from studio.screens.lesson import LessonScreen
+    from studio.screens.next_lesson import NextLesson
+
+    path = load_lessons()
+    last = path[-1]
+    app = GenStudioApp(graphics="halfblock", lesson=last.id)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, LessonScreen)
+        screen.post_message(QuizFinished(last.id, len(last.quiz), len(last.quiz)))
+        await pilot.pause()
+        offer = app.screen
+        assert isinstance(offer, NextLesson) and offer.upcoming.id == path[0].id
+        text = str(offer.query_one("#next-text").render())
+        assert "you have finished" not in text and "last lesson" not in text
+        assert "reaches its bar" in text and last.bar.describe() in text

@@ -26,9 +26,9 @@ from engine.registry import dashboard, get_config_class
 from engine.rundir import TERMINAL_STATES, RunDir, RunDirError
 from engine.runs import ACTIVE, CONTINUABLE, RunError
 from engine.schema import specs
-from studio.lessons import CODE_LINK, Lesson, get_lesson, load_lessons
+from studio.lessons import CODE_LINK, Lesson, get_lesson, load_lessons, next_lesson
 from studio.messages import AskEngine, OpenCode, PickSetting, QuizFinished, RunSnapshot
-from studio.progress import mark_opened, mark_trained, record_quiz, was_trained
+from studio.progress import load_progress, mark_opened, mark_trained, record_quiz, was_trained
 from studio.run_control import RunControl, last_run_of
 from studio.screens.code_links import CodeLinks, code_links
 from studio.screens.next_lesson import NextLesson
@@ -520,18 +520,17 @@ class LessonScreen(Screen):
     @on(QuizFinished)
     def quiz_finished(self, event: QuizFinished) -> None:
         record_quiz(event.lesson_id, event.score, event.total)
-        if event.score == event.total:  # passed: offer the next lesson of the path
-            path = load_lessons()
-            ids = [lesson.id for lesson in path]
-            here = ids.index(self.lesson.id) if self.lesson.id in ids else len(ids)
-            upcoming = path[here + 1] if here + 1 < len(path) else None
+        if event.score == event.total:  # passed: offer the next lesson of the path not passed yet
+            progress = load_progress()
+            upcoming = next_lesson(load_lessons(), progress, after=self.lesson.id)
+            trained = self.lesson.bar is None or was_trained(self.lesson.id, progress)
 
             def chosen(go: bool | None) -> None:
                 if go and upcoming is not None:
                     self.app.pop_screen()
                     self.app.open_lesson(upcoming.id)
 
-            self.app.push_screen(NextLesson(self.lesson, upcoming), chosen)
+            self.app.push_screen(NextLesson(self.lesson, upcoming, trained), chosen)
 
     def _check_bar(self, snap: RunSnapshot) -> None:
         """Record the lesson as trained the first time a run of it reaches its bar."""

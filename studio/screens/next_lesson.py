@@ -22,14 +22,19 @@ class NextLesson(ModalScreen[bool]):
     """
     BINDINGS = [Binding("enter", "choose(True)", "Open it"), Binding("escape", "choose(False)", "Stay here")]
 
-    def __init__(self, done: Lesson, upcoming: Lesson | None) -> None:
+    def __init__(self, done: Lesson, upcoming: Lesson | None, trained: bool = True) -> None:
         super().__init__()
-        self.done, self.upcoming = done, upcoming
+        self.done, self.upcoming, self.trained = done, upcoming, trained
 
     def compose(self) -> ComposeResult:
-        text = Text.assemble(("★ Quiz passed: ", "bold green"), f"you have finished “{self.done.title}”.\n\n")
+        if self.trained:
+            text = Text.assemble(("★ Quiz passed: ", "bold green"), f"you have finished “{self.done.title}”.\n\n")
+        else:  # the quiz can come first; the lesson is done when a run also reaches its bar
+            bar = self.done.bar.describe() if self.done.bar else ""
+            text = Text.assemble(("★ Quiz passed. ", "bold green"), f"“{self.done.title}” is done once a run of it "
+                                 f"also reaches its bar ({bar}): press s in the lesson to train one.\n\n")
         if self.upcoming is None:
-            text.append("That was the last lesson of the path. R shows your runs; the catalog lets you review any "
+            text.append("You have passed every quiz of the path. R shows your runs; the catalog lets you review any "
                         "lesson.", style="")
         else:
             minutes = f" (about {self.upcoming.minutes} min of training)" if self.upcoming.minutes else ""
