@@ -3,6 +3,7 @@ the size where it happened (these failed before their fixes)."""
 
 from __future__ import annotations
 
+import pytest
 
 from conftest import TINY, wait_for
 from engine.rundir import JsonlTail
@@ -156,3 +157,30 @@ async def test_escape_on_a_drop_down_leaves_it_before_the_lesson():
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is not screen
+
+
+@pytest.mark.parametrize("lesson, panel, box", [
+    ("music-transformer", "#continue-roll", "#roll-temperature"),
+    ("gpt-from-scratch", "SamplerPanel", "#set-temperature"),
+    ("masked-lm", "FillPanel", "Input"),
+    ("lstm-text", "HiddenStateView", "Input"),
+])
+async def test_escape_on_a_panel_goes_back_after_leaving_its_box(lesson, panel, box):
+    """Esc on the music Transformer's focused piano roll did nothing: the learner was stuck
+    on the Continue tab until they pressed 1 (a walkthrough at 80x24)."""
+    app = GenStudioApp(graphics="halfblock", lesson=lesson)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        view = screen.query_one(panel)
+        tab = next(a for a in view.ancestors if type(a).__name__ == "TabPane")
+        await pilot.press(str([p.id for p in screen.query("TabPane")].index(tab.id) + 1))  # its tab
+        await pilot.pause()
+        field = view.query(box).first()
+        field.focus()
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen and app.focused is view  # first the box is left for its panel
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is not screen  # then Esc goes back, as everywhere

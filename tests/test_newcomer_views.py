@@ -315,3 +315,34 @@ async def test_11_at_120_columns_every_tab_of_the_diffusion_lesson_is_in_sight()
         await pilot.press("4")
         await pilot.pause()
         assert "4 Samplers" in [str(t.label) for t in tabs.query("Tab")]
+
+
+@pytest.mark.parametrize("state", ["new", "running", "stopped"])
+async def test_the_footer_fits_its_line_at_80_columns_with_the_way_back_first(state):
+    """A walkthrough at 80x24 never saw "esc Catalog" or "^q Quit": the footer listed every
+    key, the disabled ones greyed, and was cut off after "f"."""
+    from textual.widgets import Footer
+
+    from studio.screens.lesson import SECONDARY_KEYS
+
+    app = GenStudioApp(graphics="halfblock", lesson="vae-digits")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        snap = snapshot(state, step=10)
+        snap.samples = {screen.export_artifact: "samples.png"}  # e and f available: the longest footer
+        snap.has_checkpoint = True
+        screen._zoom_items = lambda: ["a tile"]
+        screen.snapshot = snap
+        screen.refresh_bindings()
+        await pilot.pause(0.3)
+        footer = screen.query_one(Footer)
+        keys = [child for child in footer.children if getattr(child, "key", None)]
+        listed = [k.key for k in keys]
+        assert listed[0] == "escape" and "ctrl+q" in listed, listed
+        assert not set(SECONDARY_KEYS) & set(listed)
+        assert footer.virtual_size.width <= 80, (listed, footer.virtual_size)
+        assert ("p" in listed) == (state == "running") and ("s" in listed) == (state != "running")
+        await pilot.press("t")  # left out of the footer, and still bound
+        await pilot.pause()
+        assert type(app.screen).__name__ == "TermScreen" or "Term" in type(app.screen).__name__

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rich.text import Text
@@ -44,10 +45,15 @@ from studio.widgets.view import ArtifactUpdate, is_field
 
 LOG_FRESH_S = 15.0  # seconds an engine log line stays on screen
 NARROW = 110  # columns below which the lesson text and the dashboard take turns
+FULL_FOOTER = 170  # columns below which the footer lists only the keys that work now, compactly
+# ... and leaves these out, so that the others fit on its line (the lesson text names them:
+# "n to step", "press k to choose", "t lists the glossary terms"); they still work.
+SECONDARY_KEYS = ("n", "k", "t", "r")
 
 
 class LessonScreen(Screen):
     BINDINGS = [
+        Binding("escape", "back", "Catalog", tooltip="Back to the catalog (training keeps going)"),  # first: never cut off
         Binding("s", "start", "Start", tooltip="Start a new training run with the Settings values"),
         Binding("p", "pause", "Pause/resume", tooltip="Pause or resume training"),
         Binding("n", "step", "Step", tooltip="Run a single training step (pauses first)"),
@@ -62,7 +68,6 @@ class LessonScreen(Screen):
         Binding("c", "checkpoint", "Checkpoint", tooltip="Save a checkpoint now", show=False),
         Binding("g", "sample_now", "Sample", tooltip="Refresh the samples now", show=False),
         Binding("R", "app.show_runs", "Runs", show=False),
-        Binding("escape", "back", "Catalog", tooltip="Back to the catalog (training keeps going)"),
         *[Binding(str(i), f"tab({i})", f"Tab {i}", show=False) for i in range(1, 10)],
     ]
 
@@ -175,6 +180,15 @@ class LessonScreen(Screen):
             self.set_class(narrow, "narrow")
             # Narrow: read first (the lesson text fills the screen until a run starts).
             self.set_class(narrow and self.bridge.run is None, "show-lesson")
+        short = width < FULL_FOOTER
+        if short != self.has_class("short-footer"):
+            self.set_class(short, "short-footer")
+            footer = self.query_one(Footer)
+            footer.compact, footer.show_command_palette = short, not short
+            for key in SECONDARY_KEYS:  # still bound, only not listed
+                bindings = self._bindings.key_to_bindings
+                bindings[key] = [replace(b, show=not short) for b in bindings.get(key, [])]
+            self.refresh_bindings()
 
     # -- following a run --
     def _follow_run(self, cfg: dict) -> None:
@@ -255,9 +269,11 @@ class LessonScreen(Screen):
     # -- actions --
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         """Greys out (None) what cannot run in the current state; Textual then neither
-        shows the key as active nor runs the action."""
-        allowed = self._allowed(action)
-        return True if allowed else None
+        shows the key as active nor runs the action. Below FULL_FOOTER columns such keys are left
+        out of the footer (False), so that the ones that work fit on its one line."""
+        if self._allowed(action):
+            return True
+        return False if self.has_class("short-footer") else None
 
     def _allowed(self, action: str) -> bool:
         snap = self.snapshot

@@ -17,7 +17,7 @@ from textual.widgets import Input, Label, Static
 
 from studio.messages import AskEngine
 from studio.widgets.sampler import read_json
-from studio.widgets.view import ArtifactUpdate, View, placeholder
+from studio.widgets.view import ArtifactUpdate, View, leave_box, placeholder
 
 SHOWN = 5  # candidates per list
 HELP = ("Each blank: the model's guesses reading both sides, beside its guesses with the words to the "
@@ -101,7 +101,7 @@ class FillPanel(View, Vertical):
         return True
 
     def action_leave_box(self) -> None:
-        self.focus()  # the panel itself: ↑/↓ scroll the blanks, the studio's keys work
+        leave_box(self)  # the panel itself: ↑/↓ scroll the blanks, the studio's keys work
 
     def action_scroll_out(self, lines: int) -> None:
         out = self.query_one("#fill-out", VerticalScroll)

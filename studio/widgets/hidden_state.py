@@ -19,7 +19,7 @@ from textual.widgets import Input, Label, Select, Static
 from studio.messages import AskEngine
 from studio.widgets.attention import heatmap_text, legend
 from studio.widgets.sampler import read_json
-from studio.widgets.view import ArtifactUpdate, View, placeholder
+from studio.widgets.view import ArtifactUpdate, View, leave_box, placeholder
 
 NEGATIVE, ZERO, POSITIVE = (70, 140, 255), (24, 24, 32), (255, 140, 40)
 MARK = "▶"  # before the tracked unit's number
@@ -123,7 +123,7 @@ class HiddenStateView(View, Vertical):
         return True
 
     def action_leave_box(self) -> None:
-        self.focus()  # the view itself: ↑/↓ now scroll the units, and the studio's keys work
+        leave_box(self)  # the view itself: ↑/↓ now scroll the units, and the studio's keys work
 
     def action_scroll_map(self, rows: int) -> None:
         self.query_one("#hs-scroll", VerticalScroll).scroll_relative(y=rows, animate=False)

@@ -34,7 +34,7 @@ from engine.schema import ConfigError, ParamSpec, parse_value
 from studio.messages import AskEngine
 from studio.widgets.hyperparams import coerce
 from studio.widgets.sampler import read_json
-from studio.widgets.view import ArtifactUpdate, View, placeholder
+from studio.widgets.view import ArtifactUpdate, View, leave_box, placeholder
 
 # soprano, alto, tenor, bass: (held, first cell of a note)
 VOICE_COLOURS = (("#c0504d", "#ff8a80"), ("#c88a2e", "#ffd180"), ("#4e9a57", "#a5e6a0"), ("#4f77c4", "#9ec5ff"))
@@ -273,7 +273,7 @@ class PianoRoll(View, Vertical):
         return True
 
     def action_leave_box(self) -> None:
-        self.focus()
+        leave_box(self)
 
     def set_values(self, values: dict) -> None:
         for name, spec in self.specs.items():

@@ -20,7 +20,7 @@ from engine.schema import ConfigError, ParamSpec, parse_value
 from studio.messages import AskEngine
 from studio.widgets.attention import show_piece
 from studio.widgets.hyperparams import coerce
-from studio.widgets.view import ArtifactUpdate, View, placeholder
+from studio.widgets.view import ArtifactUpdate, View, leave_box, placeholder
 
 REVEAL_HZ = 30  # tokens shown per second while a continuation appears
 BAR = 24  # characters of the longest probability bar
@@ -162,7 +162,7 @@ class SamplerPanel(View, Vertical):
         return True
 
     def action_leave_box(self) -> None:
-        self.focus()  # the panel itself: ←/→ now move along the text
+        leave_box(self)  # the panel itself: ←/→ now move along the text
 
     def set_values(self, values: dict) -> None:
         for name, spec in self.specs.items():

@@ -36,6 +36,17 @@ WAIT_HINT = "waiting for the first ones"  # a placeholder's {start} while a run 
 WAITING_STATES = ("new", "starting", "running", "paused")  # a run whose views are still to come
 
 
+def leave_box(panel) -> None:
+    """Esc in one of a panel's boxes: the panel takes the keys (the studio's keys work again).
+    Esc on the panel itself goes on to the screen (back to the catalog), so Esc never
+    strands the learner: one rule everywhere, a field first, then the lesson."""
+    from textual.actions import SkipAction
+
+    if panel.has_focus:
+        raise SkipAction()
+    panel.focus()
+
+
 def placeholder(text: str, state: str | None = None) -> str:
     """A pane's placeholder with the studio's way of starting a run filled in; while the
     followed run (``state``) is starting or training, what is awaited instead."""
