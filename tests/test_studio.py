@@ -179,6 +179,30 @@ async def test_the_quiz_tab_puts_the_keys_on_the_first_open_question():
         assert screen.query_one(QuizPanel).first_open() == 1
 
 
+async def test_the_question_being_answered_is_marked_and_shown_with_its_text():
+    """A walkthrough at 80x24 could not tell which question it was on (only a thin frame),
+    and Tab brought a question's answers into view with the question itself cut off."""
+    from textual.widgets import RadioSet
+
+    from studio.widgets.quiz import QuizPanel
+
+    app = GenStudioApp(graphics="halfblock", lesson="pixelcnn-digits")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = lesson_screen(app)
+        await pilot.press("l", str(len(screen.tabs) + 3))  # the Quiz tab
+        await pilot.pause()
+        panel = screen.query_one(QuizPanel)
+        labels = list(panel.query(".question"))
+        assert str(labels[0].render()).startswith("▶ 1.")
+        for i in range(1, len(labels)):
+            await pilot.press("tab")
+            await pilot.pause()
+            assert app.focused is screen.query_one(f"#q{i}", RadioSet)
+            marked = [str(label.render()).startswith("▶") for label in labels]
+            assert marked == [j == i for j in range(len(labels))]
+            assert panel.region.contains_region(labels[i].region), i  # the question, not only its answers
+
+
 async def test_code_links_jump_to_the_definition():
     app = GenStudioApp(graphics="halfblock", lesson="vae-digits")
     async with app.run_test(size=(120, 40)) as pilot:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import time
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
@@ -43,6 +44,7 @@ class QuizPanel(VerticalScroll):
     QuizPanel RadioSet:focus { border: tall $accent; }
     QuizPanel RadioSet:blur > RadioButton.-selected > .toggle--label { background: transparent; }
     QuizPanel .question { width: 100%; }
+    QuizPanel .question.current { color: $accent; }
     QuizPanel .feedback { margin-bottom: 1; }
     QuizPanel .right { color: $success; }
     QuizPanel .wrong { color: $error; }
@@ -65,8 +67,9 @@ class QuizPanel(VerticalScroll):
         self._recorded: dict[int, int] = {}
 
     def compose(self) -> ComposeResult:
-        yield Static(f"{len(self.questions)} questions. Pick an answer for each (Tab moves to the next question, "
-                     "↑/↓ choose, Enter or space picks), then Check answers.", classes="intro")
+        yield Static(f"{len(self.questions)} questions. The one you are on is framed and marked ▶: ↑/↓ choose, "
+                     "Enter or space picks; then Tab moves to the next question. Check answers at the end.",
+                     classes="intro")
         for i, q in enumerate(self.questions):
             yield Static(f"{i + 1}. {q.question}", classes="question", markup=False)
             with RadioSet(id=f"q{i}"):
@@ -87,6 +90,19 @@ class QuizPanel(VerticalScroll):
         """The original index of the choice pressed for ``question``, or None."""
         shown = self.query_one(f"#q{question}", RadioSet).pressed_index
         return self.order[question][shown] if shown >= 0 else None
+
+    def on_descendant_focus(self, event) -> None:
+        """The question being answered is marked, and its text is scrolled into view with its
+        answers (Tab to a question used to show its answers with the question cut off)."""
+        focused = event.widget if isinstance(event.widget, RadioSet) else None
+        for i, label in enumerate(self.query(".question")):
+            current = focused is not None and focused.id == f"q{i}"
+            if current != label.has_class("current"):
+                label.set_class(current, "current")
+                q = self.questions[i]
+                label.update(Text(f"{'▶ ' if current else ''}{i + 1}. {q.question}"))
+            if current:
+                self.scroll_to_region(label.virtual_region.union(focused.virtual_region), animate=False)
 
     @on(Button.Pressed, "#quiz-check")
     def check(self) -> None:
