@@ -29,6 +29,23 @@ async def test_start_then_escape_at_once_keeps_the_new_run_training():
         run.send("stop")
 
 
+async def test_s_from_the_lesson_text_gives_the_keys_to_the_dashboard():
+    """At 80x24, s from the lesson text showed the Train tab with "↓ 3 more charts below:
+    PgDn", but PgDn did nothing: the keys stayed with the hidden lesson text."""
+    from studio.widgets.curves import LossCurves
+
+    app = GenStudioApp(graphics="halfblock", lesson="ebm-langevin")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert screen.has_class("show-lesson") and app.focused is screen.query_one("#lesson-pane")
+        screen.params.update({"steps": 1_000_000})
+        await pilot.press("s")
+        await pilot.pause()
+        assert not screen.has_class("show-lesson")
+        assert app.focused is screen.query_one(LossCurves).scroller  # PgDn scrolls the charts
+        screen.bridge.run.send("stop")
+
+
 async def test_f_shows_every_sample_full_screen_a_page_at_a_time(tmp_path):
     """Images too small to judge at 80x24: f shows the tab's grid full screen, tiles at a
     readable size, and PgDn reaches every one of the 64."""

@@ -302,7 +302,10 @@ class LessonScreen(Screen):
             self.notify(str(e), severity="error", timeout=8)
             return
         self._follow_run(rd.read_config())
-        self.remove_class("show-lesson")
+        if self.has_class("show-lesson"):  # narrow: the text gives way to the dashboard, which takes the keys
+            self.remove_class("show-lesson")
+            self.set_focus(None)
+            self._focus_tab(self.query_one(TabbedContent).active)
         self.query_one(StatusLine).show(Text(f"● starting {rd.name} …", style="bold cyan"))
         self.refresh_bindings()
 
@@ -408,10 +411,13 @@ class LessonScreen(Screen):
     def tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """A tab with a text box (the prompt, the sentence to translate) takes the keys at
         once, so typing goes into the box rather than starting a run."""
-        if event.pane.id == "tab-quiz":  # ↑/↓ choose an answer at once
+        self._focus_tab(event.pane.id)
+
+    def _focus_tab(self, tab_id: str) -> None:
+        if tab_id == "tab-quiz":  # ↑/↓ choose an answer at once
             self.query_one(QuizPanel).focus_input()
             return
-        tab = next((t for t in (*self.tabs, MODEL_TAB) if t.id == event.pane.id), None)
+        tab = next((t for t in (*self.tabs, MODEL_TAB) if t.id == tab_id), None)
         for pane in tab.panes if tab else ():
             if self.views[pane.id].focus_input():
                 break
