@@ -201,3 +201,24 @@ async def test_escape_on_a_panel_goes_back_after_leaving_its_box(lesson, panel, 
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is not screen  # then Esc goes back, as everywhere
+
+
+async def test_a_live_setting_after_training_has_ended_says_why_it_starts_a_new_run():
+    """A walkthrough set noise = 0 on a finished EBM run, as its Things to try suggest, and a
+    new 2,000-step run began with no word of why."""
+    from test_newcomer_views import snapshot
+
+    from studio.widgets.hyperparams import HyperparamForm
+
+    app = GenStudioApp(graphics="halfblock", lesson="ebm-langevin")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        started = []
+        screen._new_run = started.append
+        screen.snapshot = snapshot("finished", step=2000)
+        values = {**screen.params, "noise": 0.0}
+        screen.post_message(HyperparamForm.Submitted(values, {"noise": 0.0}, True))
+        await pilot.pause()
+        assert started and started[0]["noise"] == 0.0
+        messages = [n.message for n in app._notifications]
+        assert any("Training had ended, so live settings start a new run" in m for m in messages), messages

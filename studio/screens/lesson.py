@@ -510,7 +510,10 @@ class LessonScreen(Screen):
         kept = ", ".join(f"{s.name}={event.values[s.name]}" for s in self.spec_list if s.live
                          and s.name not in event.changed and event.values.get(s.name) != defaults[s.name])
         kept = f" (keeping {kept}, changed live)" if kept else ""
-        self.notify(f"{'Restarted' if active else 'Started'} with {changed}{kept}; earlier runs are kept in Runs.")
+        live = {s.name for s in self.spec_list if s.live}
+        why = ("Training had ended, so live settings start a new run (they apply live while one trains). "
+               if not active and self.snapshot is not None and set(event.changed) <= live else "")
+        self.notify(f"{why}{'Restarted' if active else 'Started'} with {changed}{kept}; earlier runs are kept in Runs.")
         self._show_tab(self.tabs[0].id)
 
     @on(OpenCode)
