@@ -51,12 +51,12 @@ def find_player() -> tuple[list[str] | None, str]:
     """The command that plays a WAV file here, or None with the reason: over SSH the sound
     would come out of the remote machine, so it is not played."""
     if os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_TTY"):
-        return None, "this is an SSH session, so sound would play on the remote machine"
+        return None, "SSH: sound would play on the remote machine"
     for name, args in PLAYERS:
         found = shutil.which(name)
         if found:
             return [found, *args], name
-    return None, "no audio player was found (afplay, paplay, aplay or ffplay)"
+    return None, "no audio player found"  # (any of PLAYERS)
 
 
 def dim(colour: str, amount: float = 0.45) -> str:
@@ -309,6 +309,10 @@ class PianoRoll(View, Vertical):
     def on_show(self) -> None:
         self._draw()  # drawn while its tab was hidden, it had no size to fit
 
+    def watch_has_focus(self, has_focus: bool) -> None:
+        super().watch_has_focus(has_focus)
+        self._draw()  # the keys line says how to reach the roll when it has not the focus
+
     def _draw(self) -> None:
         data = self.playing or self.data
         if not data:
@@ -319,7 +323,9 @@ class PianoRoll(View, Vertical):
             label = str(other.get("label", "other"))
             head.append(f" · showing {label}, b: back" if self.swapped else f" · b: {label}", style="dim")
         keys = legend(data.get("voices") or ["soprano", "alto", "tenor", "bass"])
-        keys.append("space plays · e writes MIDI+WAV" + (" · r new version" if self.action else ""), style="dim")
+        # The keys work once the roll has the focus; on a tab whose charts take it, say how.
+        reach = "" if self.has_focus else "Tab here: "
+        keys.append(reach + "space plays · e writes MIDI+WAV" + (" · r new version" if self.action else ""), style="dim")
         # A message (where the files went, an error) has a line of its own: at 80 columns,
         # after the legend, "wrote ... in FOLDER" was cut to "wrote".
         status = Text("\n", no_wrap=True, overflow="ellipsis").join(
@@ -392,7 +398,7 @@ class PianoRoll(View, Vertical):
             wav = Path(tempfile.gettempdir()) / f"genstudio-play-{os.getpid()}.wav"
             self._write_files(self.shown_notes(), tempo, wav.parent, wav.stem, command)
         else:
-            self._say(f"▶ the cursor plays silently: {why}.")
+            self._say(f"▶ the cursor plays silently ({why})")
             self._write_files(self.shown_notes(), tempo, Path.cwd(), self.file_stem(), None)
 
     def action_regenerate(self) -> None:
