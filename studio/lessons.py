@@ -33,20 +33,22 @@ class QuizQuestion:
 @dataclass(frozen=True)
 class Bar:
     """What "trained" means for a lesson: the mean of the latest values of ``metrics`` at
-    least ``at_least`` (or at most ``at_most``). Front matter:
+    least ``at_least`` (or at most ``at_most``), from training step ``from_step`` on (a score
+    that early, noisy samples can fool). Front matter:
     bar = { metrics = ["quality/recognisability"], at_least = 0.9 }"""
 
     metrics: tuple[str, ...]
     at_least: float | None = None
     at_most: float | None = None
+    from_step: int = 0
 
     def value(self, latest: dict[str, float]) -> float | None:
         values = [latest[m] for m in self.metrics if m in latest]
         return sum(values) / len(values) if len(values) == len(self.metrics) else None
 
-    def reached(self, latest: dict[str, float]) -> bool:
+    def reached(self, latest: dict[str, float], step: int | None = None) -> bool:
         v = self.value(latest)
-        if v is None:
+        if v is None or (self.from_step and (step is None or step < self.from_step)):
             return False
         return (self.at_least is None or v >= self.at_least) and (self.at_most is None or v <= self.at_most)
 
@@ -55,7 +57,7 @@ class Bar:
         names = [m.removeprefix("quality/") for m in self.metrics]
         name = names[0] if len(names) == 1 else f"mean of {', '.join(names)}"
         limit = f"≥ {self.at_least:g}" if self.at_least is not None else f"≤ {self.at_most:g}"
-        return f"{name} {limit}"
+        return f"{name} {limit}" + (f" from step {self.from_step:,}" if self.from_step else "")
 
 
 @dataclass
@@ -104,8 +106,8 @@ def parse_lesson(text: str, path: Path | None = None) -> Lesson:
 
 def _bar(meta: dict, path: Path | None) -> Bar:
     try:
-        bar = Bar(tuple(meta["metrics"]), meta.get("at_least"), meta.get("at_most"))
-    except (KeyError, TypeError) as e:
+        bar = Bar(tuple(meta["metrics"]), meta.get("at_least"), meta.get("at_most"), int(meta.get("from_step", 0)))
+    except (KeyError, TypeError, ValueError) as e:
         raise LessonError(f"{path}: bar needs metrics = [...] and at_least or at_most ({e})") from None
     if (bar.at_least is None) == (bar.at_most is None):
         raise LessonError(f"{path}: bar needs exactly one of at_least and at_most")

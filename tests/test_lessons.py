@@ -73,3 +73,16 @@ def test_progress_survives_a_damaged_file(home):
     assert load_progress() == {"lessons": {}}
     kept = list(progress_path().parent.glob("progress.damaged-*.json"))
     assert kept and kept[0].read_text() == "{not json"
+
+
+def test_a_bar_can_wait_for_a_step_so_early_noise_cannot_pass_it():
+    """MuseGAN's chords score was 0.79 at step 65 with noisy phrases, and the studio said the
+    lesson was trained to its bar (a walkthrough at step ~50)."""
+    from studio.lessons import Bar, get_lesson
+
+    bar = get_lesson("musegan-chorales").bar
+    assert bar.from_step == 600 and "from step 600" in bar.describe()
+    assert not bar.reached({"quality/chords": 0.79}, 65)
+    assert not bar.reached({"quality/chords": 0.79})  # no step known: not yet
+    assert bar.reached({"quality/chords": 0.75}, 1200)
+    assert Bar(("val/loss",), at_most=1.0).reached({"val/loss": 0.9})  # no wait by default

@@ -563,7 +563,7 @@ class LessonScreen(Screen):
         if bar is None or self._trained:
             return
         latest = {name: ys[-1] for name, (xs, ys) in snap.series.items() if ys}
-        if bar.reached(latest):
+        if bar.reached(latest, snap.step):
             self._trained = True
             mark_trained(self.lesson.id, bar.value(latest), Path(snap.run_dir).name)
             self.notify(f"Trained to this lesson's bar ({bar.describe()}): the catalog marks it. The quiz is next.",
