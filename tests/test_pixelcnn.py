@@ -360,6 +360,11 @@ async def test_the_raster_view_scrubs_plays_and_draws_on_request():
         assert view.frame == 1
         bar = str(screen.query_one("#raster-bar").render())
         assert "pixel 2/784 (row 0, column 1)" in bar and "p(level" in bar
+        # each level's bar after a swatch in its shade, dark to light (the levels had no names)
+        shades = [tuple(span.style.foreground.rgb) for span in screen.query_one("#raster-bar").render().spans
+                  if getattr(span.style, "foreground", None) is not None]
+        assert (0, 0, 0) in shades and (255, 255, 255) in shades, shades
+        assert shades.index((0, 0, 0)) < shades.index((85, 85, 85)) < shades.index((255, 255, 255))
         await pilot.press("end")
         assert view.frame == 784 and "all 784 pixels drawn" in str(screen.query_one("#raster-bar").render())
         await pilot.press("space")  # at the end, play starts again from a blank image

@@ -193,7 +193,7 @@ class RasterView(Scrubber):
 
     def _distribution(self, d: dict, k: int) -> Text:
         """The first image's distribution for pixel k, a bar per level, the drawn level bold."""
-        out = Text("image 1, p(level | the pixels before): ")
+        out = Text("image 1, p(level ■ | pixels before): ")  # ■ in each level's shade
         try:
             channels = [[float(p) for p in ch] for ch in d["probs"][k]]
         except (TypeError, ValueError):
@@ -205,6 +205,9 @@ class RasterView(Scrubber):
             out.append(names[c] if c < len(names) else "", style="bold")
             for level, p in enumerate(probs):
                 bar = BARS[min(len(BARS) - 1, int(p * len(BARS)))]
+                v = round(255 * level / max(1, len(probs) - 1))  # the level's shade, in its channel
+                shade = [v if len(channels) == 1 or i == c else 0 for i in range(3)]
+                out.append("■", style=f"rgb({shade[0]},{shade[1]},{shade[2]})")
                 out.append(f"{bar}{p:.2f}", style="bold cyan" if level == drawn else "dim")
                 out.append(" ")
             out.append(" ")
