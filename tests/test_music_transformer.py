@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from engine.configs.music_transformer import MusicTransformerConfig
-from engine.data.music import BAR, START, token_name
+from engine.data.music import BAR, START, token_name, tokens_to_notes
 from engine.models.gpt import GPT
 from engine.recipes import build_recipe
 from engine.recipes.base import RunContext
@@ -68,6 +68,9 @@ def test_a_continuation_writes_the_bars_asked_for(folder):
     view, tokens = r.compose(3, seed=1)
     assert view["request"] == 3 and view["prompt"] == 32 and tokens[:len(prompt)] == prompt
     assert view["other"]["label"] == "Bach" and view["steps"] >= 32
+    written = (tokens_to_notes(tokens)[1] - 32) / 16  # the label says what was written, not what was asked
+    assert f"2 bars given, {written:.2g} written" in view["label"], view["label"]
+    assert written >= 1.75 or "of 2 asked" in view["label"]
     # A model this far along writes bars of quarter-note chords: time moves 4 steps at a time.
     shifts = [token_name(t) for t in tokens[len(prompt):] if token_name(t).startswith("+")]
     assert shifts and shifts.count("+4") >= 0.8 * len(shifts), shifts

@@ -13,7 +13,7 @@ import torch
 from engine.audio import PIECE_SUFFIXES, TEMPO, write_piece
 from engine.checkpoint import CheckpointError
 from engine.configs.music_transformer import MusicTransformerConfig
-from engine.data.music import BAR, START, VOCAB_SIZE, bar_starts, load_music, roll_view, token_name, tokens_to_notes
+from engine.data.music import BAR, START, STEPS_PER_BAR, VOCAB_SIZE, bar_starts, load_music, roll_view, token_name, tokens_to_notes
 from engine.device import autocast, one_thread
 from engine.models.gpt import GPT, GPTArgs
 from engine.recipes.base import Artifact, Recipe, RunContext, warmup_cosine
@@ -158,7 +158,12 @@ class MusicTransformerRecipe(Recipe):
         ends = bar_starts(real) + [len(real)]  # real begins at a bar line
         bach = prompt + real[:ends[min(c.new_bars, len(ends) - 1)]]
         bach_notes, bach_steps = tokens_to_notes(bach)
-        label = f"{name}: {c.prompt_bars} bars given, {c.new_bars} written at temperature {c.temperature:g}"
+        # What was written, not what was asked: an early model may end the piece or run out of
+        # tokens before new_bars bar lines (a learner read "4 written" above one bar).
+        written = (steps - prompt_steps) / STEPS_PER_BAR
+        asked = "" if written >= c.new_bars - 0.25 else f" of {c.new_bars} asked"
+        label = (f"{name}: {prompt_steps / STEPS_PER_BAR:.3g} bars given, {written:.2g} written{asked} "
+                 f"at temperature {c.temperature:g}")
         view = roll_view(notes, max(steps, bach_steps), label, TEMPO, prompt=prompt_steps,
                          other={"notes": bach_notes.tolist(), "label": "Bach"})
         if request is not None:
