@@ -159,7 +159,8 @@ class PlotPane(Pane):
 class TimelinePane(Pane):
     """A denoising timeline the learner scrubs (←/→) and plays (space): the image artifact
     ``artifact`` is a horizontal strip of equal frames; the data artifact ``meta`` says
-    {"frames": K, "t": [t of each frame], "label": str}."""
+    {"frames": K, "t": [t of each frame], "label": str, optionally "ends": [first, last], the
+    names of the two ends (default: noise, image)}."""
 
     artifact: str
     meta: str

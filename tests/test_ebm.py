@@ -305,7 +305,10 @@ async def test_the_lesson_trains_and_its_chains_play_in_the_studio():
         assert app.focused is view
         await wait_for(pilot, lambda: view.strip is not None and view.frames == 11, what="frames")
         await pilot.press("end")
-        assert view.frame == 10 and "t = 10" in str(screen.query_one("#timeline-bar").render())
+        bar = str(screen.query_one("#timeline-bar").render())
+        assert view.frame == 10 and "t = 10" in bar
+        assert bar.startswith("noise ") and " points   frame" in bar  # not "image": these are 2-D points
+        assert "Langevin steps from fixed noise (step" in bar.splitlines()[1]  # the settings, not cut off
         await pilot.press("3")
         await pilot.pause()
         assert screen.query_one("#buffer", ImageView).path == screen.snapshot.samples["buffer"]

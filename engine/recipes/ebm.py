@@ -217,7 +217,8 @@ class EBMRecipe(Recipe):
             pictures = [self.landscape([(self.real_eval, REAL_DOT), (x, CHAIN_DOT)], base) for _, x in frames]
         else:
             pictures = [make_grid(self.to_unit(x[:TIMELINE_IMAGES]), nrow=4) for _, x in frames]
-        meta = {"frames": len(frames), "t": [step for step, _ in frames], "label": label}
+        meta = {"frames": len(frames), "t": [step for step, _ in frames], "label": label,
+                "ends": ["noise", "points" if self.toy else "digits"]}
         return [Artifact("chains", "image", np.concatenate(pictures, axis=1), label),
                 Artifact("chains-meta", "data", meta, label)]
 

@@ -60,7 +60,7 @@ class TimelineView(Scrubber):
 
     DEFAULT_CSS = """
     TimelineView { padding: 0 1; }
-    TimelineView #timeline-bar { height: 2; }
+    TimelineView #timeline-bar { height: 3; }
     TimelineView ImageView { height: 1fr; }
     """
     BINDINGS = [
@@ -116,11 +116,13 @@ class TimelineView(Scrubber):
         ts = self.meta.get("t") or []
         t = f"t = {ts[self.frame]}" if self.frame < len(ts) else ""
         done = round(30 * self.frame / max(1, k - 1))
-        bar = Text.assemble(("noise ", "dim"), ("█" * done, "cyan"), ("░" * (30 - done), "dim"), (" image", "dim"),
+        ends = self.meta.get("ends")
+        first, last = (str(e) for e in ends) if isinstance(ends, list) and len(ends) == 2 else ("noise", "image")
+        bar = Text.assemble((f"{first} ", "dim"), ("█" * done, "cyan"), ("░" * (30 - done), "dim"), (f" {last}", "dim"),
                             f"   frame {self.frame + 1}/{k}  {t}  ", ("▶ playing" if self.playing else "", "bold green"))
-        label = self.meta.get("label", "")
-        bar.append(f"\n←/→ step · space plays · Home/End: the ends · {label} · model at step {self.strip_step}",
-                   style="dim")
+        # What the frames show on a line of its own: after the keys it was cut at 80 columns.
+        bar.append(f"\n{self.meta.get('label', '')} · model at step {self.strip_step}", style="dim")
+        bar.append("\n←/→ step · space plays · Home/End: the ends", style="dim")
         self.query_one("#timeline-bar", Static).update(bar)
 
 
