@@ -40,6 +40,8 @@ TINY = {
               "batch_size": 8, "train_size": 256, "ae_steps": 2},  # 3 steps, then 5: across the switch
     "latent_diffusion": {"ae_width": 8, "latent_channels": 2, "base": 8, "batch_size": 8, "train_size": 256,
                          "ae_steps": 2, "sampler_steps": 10},
+    "stylegan": {"width": 4, "critic_width": 4, "z_dim": 8, "w_dim": 8, "mapping_layers": 2, "batch_size": 8,
+                 "train_size": 256},
 }
 NEEDS_MIDI = {"musegan", "music_transformer"}  # trained on a small folder of MIDI files, not the chorale corpus
 
