@@ -42,6 +42,9 @@ TINY = {
                          "ae_steps": 2, "sampler_steps": 10},
     "stylegan": {"width": 4, "critic_width": 4, "z_dim": 8, "w_dim": 8, "mapping_layers": 2, "batch_size": 8,
                  "train_size": 256},
+    "world_model": {"episodes": 16, "z_dim": 4, "width": 4, "hidden": 8, "mixtures": 2, "vae_steps": 1,
+                    "rnn_steps": 1, "popsize": 4, "dreams": 1, "max_steps": 20, "batch_size": 8, "rnn_batch": 4,
+                    "seq_len": 8},
 }
 NEEDS_MIDI = {"musegan", "music_transformer"}  # trained on a small folder of MIDI files, not the chorale corpus
 
