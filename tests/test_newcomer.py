@@ -222,3 +222,21 @@ async def test_a_live_setting_after_training_has_ended_says_why_it_starts_a_new_
         assert started and started[0]["noise"] == 0.0
         messages = [n.message for n in app._notifications]
         assert any("Training had ended, so live settings start a new run" in m for m in messages), messages
+
+
+async def test_a_tab_of_pickers_gives_the_first_picker_the_keys():
+    """On StyleGAN's Noise tab a walkthrough pressed Tab, Enter, ↓, Enter to change the
+    picker and reached the tab bar instead: nothing on the tab had the keys."""
+    from textual.widgets import Select
+
+    app = GenStudioApp(graphics="halfblock", lesson="stylegan-faces")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await pilot.press("3")  # Noise: its pickers, then the grid
+        await pilot.pause()
+        picker = screen.query_one("#tab-noise Select", Select)
+        assert app.focused is picker
+        before = picker.value
+        await pilot.press("enter", "down", "enter")
+        await pilot.pause()
+        assert picker.value != before

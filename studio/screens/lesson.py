@@ -418,7 +418,7 @@ class LessonScreen(Screen):
             self.query_one(QuizPanel).focus_input()
             return
         tab = next((t for t in (*self.tabs, MODEL_TAB) if t.id == tab_id), None)
-        for pane in tab.panes if tab else ():
+        for pane in sorted(tab.panes if tab else (), key=lambda p: self.views[p.id].focus_last):
             if self.views[pane.id].focus_input():
                 break
 

@@ -53,6 +53,17 @@ class ControlRow(View, Vertical):
                     yield Select([(str(c), c) for c in spec.choices], value=self.values[spec.name],
                                  allow_blank=False, id=f"ctl-{spec.name}", tooltip=spec.help)
 
+    focus_last = True  # a roll or a scrubber beside the pickers takes the keys first
+
+    def focus_input(self) -> bool:
+        """The first picker takes the keys, so Enter opens it at once (a walkthrough pressed
+        Tab, Enter, ↓, Enter and reached the tab bar, not the picker)."""
+        selects = self.query(Select)
+        if not selects:
+            return False
+        selects.first().focus()
+        return True
+
     def set_values(self, values: dict) -> None:
         """Show these values without reporting them as changes."""
         for spec in self.specs:

@@ -12,7 +12,8 @@ A view is a Textual widget that also inherits :class:`View` and overrides what i
   next version.
 - ``set_values(values)`` shows the run's parameter values (a view with pickers or boxes).
 - ``focus_input()`` takes the keyboard when its tab is shown; returns True if it did (a
-  text box, a scrubber), so typing goes there rather than to the studio's keys.
+  text box, a scrubber), so typing goes there rather than to the studio's keys. A view
+  with ``focus_last = True`` (a row of pickers) is asked after the tab's other views.
 - ``follow(snapshot)`` sees every run snapshot (the curves, which draw the metrics).
 - ``ask_engine(request)`` posts a request as this view's; ``refused(message)`` hears that it
   will not be answered, and why.
@@ -74,6 +75,8 @@ def is_field(widget: object) -> bool:
 
 class View:
     """Mixin with the protocol's defaults (a view inherits it beside its Textual base)."""
+
+    focus_last = False
 
     @classmethod
     def from_pane(cls, pane: Any, specs: dict[str, ParamSpec], values: dict) -> View:
