@@ -122,6 +122,16 @@ def timed_run(recipe: str, sets: list[str], seconds: float | None, device: str, 
     return rd, time.monotonic() - launch, first_hit
 
 
+def process_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds a running process has used so far (Linux /proc), or NaN
+    when it cannot be read (the process has ended, no /proc)."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, TypeError):
+        return float("nan")
+
+
 def children_cpu_seconds() -> float:
     """User + system CPU seconds of this process's finished children (an engine process,
     once waited for): the difference across a run is what the run cost, whatever the load."""

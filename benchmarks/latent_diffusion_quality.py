@@ -34,7 +34,7 @@ import argparse
 import os
 import time
 
-from common import children_cpu_seconds, fresh_home, steps_per_second, timed_run
+from common import children_cpu_seconds, fresh_home, process_cpu_seconds, steps_per_second, timed_run
 
 ONE_CORE = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -43,14 +43,6 @@ def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} ({os.cpu_count()} CPUs)"
 
-
-def process_cpu(pid: int | None) -> float | None:
-    """User + system CPU seconds of a running process (Linux /proc), or None."""
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, TypeError):
-        return None
 
 
 def headless(recipe: str, sets: list[str], threshold: float):
@@ -67,7 +59,7 @@ def headless(recipe: str, sets: list[str], threshold: float):
         found = next(((s, r) for (s, r), (_, c) in zip(rec, cov) if r >= threshold and c >= 1.0), None)
         if found and first is None:
             runs = list_runs()  # this benchmark's own home: the newest run is the one training
-            first = (*found, process_cpu(runs[0].engine_pid() if runs else None), time.monotonic() - launch)
+            first = (*found, process_cpu_seconds(runs[0].engine_pid() if runs else None), time.monotonic() - launch)
         return found
 
     cpu0 = children_cpu_seconds()
@@ -80,7 +72,7 @@ def headless(recipe: str, sets: list[str], threshold: float):
     print("  in-run recognisability (step: value):",
           ", ".join(f"{s}: {v:.3f}" for s, v in rec[:: max(1, len(rec) // 12)] + rec[-1:]))
     if first:
-        cpu_at = "?" if first[2] is None else f"{first[2]:.0f}"
+        cpu_at = "?" if first[2] != first[2] else f"{first[2]:.0f}"  # NaN: not read
         print(f"  first reached recognisability >= {threshold} with all ten digits at step {first[0]:,} "
               f"({first[1]:.3f}): {cpu_at} CPU seconds, {first[3]:.0f}s from launch", flush=True)
     else:

@@ -42,9 +42,8 @@ import argparse
 import math
 import os
 import time
-from pathlib import Path
 
-from common import fresh_home, wait_for
+from common import fresh_home, process_cpu_seconds, wait_for
 
 PROBE_SECONDS = 10.0
 STRIPS = 8  # the LSTM reads the held-out text as this many strips side by side
@@ -54,11 +53,6 @@ CHUNK = 512  # tokens per forward pass while it reads them
 def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time a process has used (user + system), from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_for(recipe: str, sets: list[str], steps: int, seconds: float, clock: str):
@@ -83,8 +77,8 @@ def run_for(recipe: str, sets: list[str], steps: int, seconds: float, clock: str
             if clock == "wall":
                 trained = (h.step, h.status.get("elapsed", 0.0))
             elif h.step >= 1 and proc.poll() is None:
-                start = start or (h.step, cpu_seconds(proc.pid))
-                trained = (h.step - start[0], cpu_seconds(proc.pid) - start[1])
+                start = start or (h.step, process_cpu_seconds(proc.pid))
+                trained = (h.step - start[0], process_cpu_seconds(proc.pid) - start[1])
             return h.state == "finished" or trained[1] >= seconds
         wait_for(done, timeout=seconds * 40 + 300, interval=0.25)
     finally:

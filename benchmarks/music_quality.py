@@ -30,17 +30,12 @@ import argparse
 import os
 import time
 
-from common import fresh_home, wait_for
+from common import fresh_home, process_cpu_seconds, wait_for
 
 
 def load() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def train(recipe: str, sets: list[str], seconds: float, cpu: bool):
@@ -58,7 +53,7 @@ def train(recipe: str, sets: list[str], seconds: float, cpu: bool):
     used = {"cpu": 0.0, "wall": 0.0}
     try:
         def done():
-            used["cpu"], used["wall"] = cpu_seconds(proc.pid), time.monotonic() - launch
+            used["cpu"], used["wall"] = process_cpu_seconds(proc.pid), time.monotonic() - launch
             h = read_history(rd)
             if h.state in ("failed", "stopped"):
                 raise RuntimeError(f"engine run ended early ({h.state}): {h.errors}")

@@ -35,15 +35,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import time
 
-from common import fresh_home, wait_for
+from common import children_cpu_seconds, fresh_home, process_cpu_seconds, wait_for
 
-
-def cpu_of_children() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def main() -> None:
@@ -81,17 +76,9 @@ def main() -> None:
     cfg = validate(StyleGANConfig, params)
     print(f"run {rd.path}: " + ", ".join(f"{k}={v}" for k, v in params.items()))
     print(f"load average at launch: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
-    launch, cpu0 = time.monotonic(), cpu_of_children()
+    launch, cpu0 = time.monotonic(), children_cpu_seconds()
     proc = start_engine(rd.path)
     first_hit = None  # (step, training seconds, value, engine CPU seconds)
-    ticks = os.sysconf("SC_CLK_TCK")
-
-    def engine_cpu() -> float:
-        try:
-            fields = open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
-        except (OSError, IndexError, ValueError):
-            return float("nan")
 
     def bar(h):
         series = h.metrics.get("quality/feature_distance", [])
@@ -104,13 +91,13 @@ def main() -> None:
             if h.state == "failed":
                 raise RuntimeError(f"engine run failed: {h.errors}")
             if first_hit is None and (found := bar(h)):
-                first_hit = (found[0], h.status.get("elapsed", 0.0), found[1], engine_cpu())
+                first_hit = (found[0], h.status.get("elapsed", 0.0), found[1], process_cpu_seconds(proc.pid))
             return h.state in ("finished", "stopped") or time.monotonic() - launch >= args.seconds
         wait_for(done, timeout=args.seconds + 300, interval=0.5)
     finally:
         rd.send("stop")
         proc.wait(timeout=300)
-    wall, cpu = time.monotonic() - launch, cpu_of_children() - cpu0
+    wall, cpu = time.monotonic() - launch, children_cpu_seconds() - cpu0
     h = read_history(rd)
     print(f"{h.state}: {h.step:,} of {cfg.steps:,} steps in {wall:.0f}s wall from launch, "
           f"{h.status.get('elapsed', 0):.0f}s training time; the engine used {cpu:.0f} CPU seconds; "

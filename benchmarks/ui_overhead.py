@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 
-from common import ROOT, fresh_home
+from common import ROOT, fresh_home, process_cpu_seconds
 
 
 def steps_per_s(rd) -> float:
@@ -51,14 +51,6 @@ def steady_steps_per_s(rd) -> float:
         return float("nan")
     return (late[-1][1] - late[0][1]) / (late[-1][0] - late[0][0])
 
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process so far (Linux /proc), or None."""
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def busy(share: float, stop) -> None:
@@ -111,10 +103,10 @@ def run_with_studio(sets, steps):
             try:
                 proc.wait(timeout=SETTLE_S)
             except subprocess.TimeoutExpired:
-                t0, c0 = time.monotonic(), cpu_seconds(int(pane)) if pane.isdigit() else None
+                t0, c0 = time.monotonic(), process_cpu_seconds(int(pane)) if pane.isdigit() else None
                 proc.wait()
-                c1 = cpu_seconds(int(pane)) if pane.isdigit() else None
-                if c0 is not None and c1 is not None:
+                c1 = process_cpu_seconds(int(pane)) if pane.isdigit() else None
+                if c0 is not None and c1 is not None and c1 - c0 == c1 - c0:  # (NaN: not read)
                     share = (c1 - c0) / (time.monotonic() - t0)
         finally:
             subprocess.run(["tmux", "kill-session", "-t", session], check=False)

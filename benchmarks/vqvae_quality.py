@@ -30,15 +30,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import time
 
-from common import fresh_home, wait_for
+from common import children_cpu_seconds, fresh_home, wait_for
 
-
-def cpu_of_children() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def main() -> None:
@@ -79,7 +74,7 @@ def main() -> None:
         raise SystemExit("this benchmark scores digits: keep dataset=digits")
     print(f"run {rd.path}: " + ", ".join(f"{k}={v}" for k, v in params.items() if k != "data_path"))
     print(f"load average at launch: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
-    launch, cpu0 = time.monotonic(), cpu_of_children()
+    launch, cpu0 = time.monotonic(), children_cpu_seconds()
     proc = start_engine(rd.path)
     first_hit = None  # (step, training seconds, recognisability)
 
@@ -100,7 +95,7 @@ def main() -> None:
     finally:
         rd.send("stop")
         proc.wait(timeout=300)
-    wall, cpu = time.monotonic() - launch, cpu_of_children() - cpu0
+    wall, cpu = time.monotonic() - launch, children_cpu_seconds() - cpu0
     h = read_history(rd)
     print(f"{h.state}: {h.step:,} of {cfg.steps:,} steps ({cfg.ae_steps:,} autoencoder, then the prior) in {wall:.0f}s "
           f"wall from launch, {h.status.get('elapsed', 0):.0f}s training time; the engine used {cpu:.0f} CPU seconds; "

@@ -26,18 +26,9 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
-from common import fresh_home, wait_for
+from common import fresh_home, process_cpu_seconds, wait_for
 
-
-def cpu_of(pid: int) -> float:
-    """CPU seconds (user + system) used so far by a running process (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
 
 
 def main() -> None:
@@ -76,7 +67,8 @@ def main() -> None:
     try:
         def done():
             nonlocal first_hit, cpu_now
-            cpu_now = cpu_of(proc.pid)
+            cpu = process_cpu_seconds(proc.pid)
+            cpu_now = cpu if cpu == cpu else cpu_now  # (NaN once the process has ended: keep the last reading)
             h = read_history(rd)
             if h.state == "failed":
                 raise RuntimeError(f"engine run failed: {h.errors}")
