@@ -298,3 +298,37 @@ async def test_the_train_and_dream_tabs_show_their_views():
                        what="the Dream tab's images")
         await pilot.press("x")
         await wait_for(pilot, lambda: screen.snapshot.state == "stopped", what="stopped")
+
+
+def test_a_finished_run_serves_its_views_and_answers_a_bad_request_with_an_error(tmp_path):
+    """In serve mode (as the studio keeps it after training) a request the lesson does not
+    have gets an error reply, and "sample" draws the views again from the trained model."""
+    import json
+    import threading
+    import time
+
+    rd = write_run(tmp_path / "serve")
+
+    def answers(name):
+        return [e.payload for e in rd.events() if e.type == "sample" and e.payload["name"] == name]
+
+    def drive():
+        deadline = time.monotonic() + 60
+        try:
+            while read_history(rd).state != "finished" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            before = len(answers("rollout"))
+            rd.send("interact", name="dream", reply="rollout", request=1)
+            rd.send("sample")
+            while (not answers("rollout.error") or len(answers("rollout")) <= before) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            rd.send("stop")
+
+    thread = threading.Thread(target=drive)
+    thread.start()
+    assert Runner(rd.path, serve=60).run() == 0
+    thread.join(timeout=10)
+    error = json.loads((rd.path / answers("rollout.error")[-1]["path"]).read_text())["error"]
+    assert "dream" in error
+    assert len(answers("rollout")) >= 2  # the run's last views, then the ones asked for
