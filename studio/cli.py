@@ -111,11 +111,13 @@ def _print_rows(rows: list[tuple]) -> None:
 
 
 def cmd_lessons(as_json: bool) -> int:
-    from studio.lessons import load_lessons
+    from studio.lessons import SKIPPED, load_lessons
     from studio.progress import lesson_badge, load_progress
 
     progress = load_progress()
     lessons = load_lessons()
+    for problem in SKIPPED.values():
+        print(f"genstudio: left out a lesson file that cannot be read: {problem}", file=sys.stderr)
     if as_json:
         print(json.dumps([{"id": l.id, "family": l.family, "title": l.title, "recipe": l.recipe,
                            "progress": lesson_badge(l.id, progress)} for l in lessons], indent=2))

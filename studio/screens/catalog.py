@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from studio.lessons import Lesson, load_lessons, next_lesson
+from studio.lessons import SKIPPED, Lesson, load_lessons, next_lesson
 from studio.progress import lesson_badge, load_progress
 
 NEXT_STYLE = "bold #ffa62b"  # the next lesson's marker (rich renders rows and the detail: no theme $variables)
@@ -89,6 +89,10 @@ class CatalogScreen(Screen):
     def on_mount(self) -> None:
         self.refresh_list()
         self.query_one(OptionList).focus()
+        if SKIPPED:  # a lesson file that cannot be read is left out, not fatal
+            names = ", ".join(SKIPPED)
+            self.notify(f"Left out {len(SKIPPED)} lesson file(s) that could not be read: {names}. "
+                        f"{next(iter(SKIPPED.values()))}", severity="warning", timeout=15)
 
     def on_screen_resume(self) -> None:
         self.refresh_list()
