@@ -70,7 +70,11 @@ def cached_classifier(path: Path, build: Callable[[], nn.Module], train: Callabl
         if log is not None:
             why = "the cached one is damaged" if path.exists() else "none is cached yet"
             log(f"training a {what} ({why}; once per machine)")
-        model = train()
+        # A recipe may ask for its judge inside its views, under torch.inference_mode() or
+        # no_grad(); training needs gradients whatever the caller's mode (StyleGAN's first
+        # views on a fresh machine failed with "element 0 of tensors does not require grad").
+        with torch.inference_mode(False), torch.enable_grad():
+            model = train()
         buf = io.BytesIO()
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         torch.save({"state": state, "accuracy": model.heldout_accuracy, **(extra or {})}, buf)
