@@ -332,3 +332,17 @@ def test_a_finished_run_serves_its_views_and_answers_a_bad_request_with_an_error
     error = json.loads((rd.path / answers("rollout.error")[-1]["path"]).read_text())["error"]
     assert "dream" in error
     assert len(answers("rollout")) >= 2  # the run's last views, then the ones asked for
+
+
+def test_every_metric_group_gets_a_chart_of_its_own(tmp_path):
+    """Seven groups of metrics: the curves widget held six, so the returns and their ratio
+    shared one chart titled "more" (a walkthrough at 80x24)."""
+    from studio.bridge import downsample
+    from studio.widgets.curves import MAX_PANELS, group_series
+
+    rd = write_run(tmp_path / "charts")
+    assert Runner(rd.path).run() == 0
+    series = {name: downsample(points) for name, points in read_history(rd).metrics.items()}
+    panels = group_series(list(series), series)
+    assert len(panels) <= MAX_PANELS and all(title != "more" for title, _ in panels), panels
+    assert any(names == ["quality/return_ratio"] for _, names in panels)  # the bar's figure on its own axis

@@ -27,6 +27,9 @@ N_MIX = 128  # fixed (coarse, fine) pairs whose mixes are scored
 MIX_ROWS, MIX_COLS = 4, 5  # the mixing grid: row faces give coarse styles, column faces fine ones
 NOISE_ROWS, NOISE_DRAWS = 4, 5  # the noise view: faces, and noise draws per face
 MIN_PAIRS = 8  # an attribute's coarse/fine shares are shown when at least this many pairs differ in it
+SPREAD_FULL = 0.2  # the noise view's spread map is white at this spread (of the pixel range) and above:
+# a fixed scale, so the maps of different noise_in settings compare (scaled to its own brightest
+# pixel, the coarse layers' map of spreads below 0.02 looked as bright as the fine layers')
 
 
 def coarse_layers(choice: str) -> int:
@@ -306,11 +309,12 @@ class StyleGANRecipe(Recipe):
         draws = torch.stack([self.render(w, make_noise(NOISE_ROWS, self.ctx.device, g, keep))
                              for _ in range(NOISE_DRAWS)], dim=1)  # (R, D, 3, 32, 32)
         std = draws.std(dim=1).mean(1, keepdim=True)  # (R, 1, 32, 32): spread per pixel
-        top = max(std.max().item(), 1e-6)
+        top = std.max().item()
         quiet = self.render(w, make_noise(NOISE_ROWS, self.ctx.device, g, range(0)))  # every noise map zero
-        tiles = torch.cat([draws, heat(std / top)[:, None], quiet[:, None]], dim=1).flatten(0, 1)
+        tiles = torch.cat([draws, heat((std / SPREAD_FULL).clamp(0, 1))[:, None], quiet[:, None]], dim=1).flatten(0, 1)
         caption = (f"each row one w · {NOISE_DRAWS} noise draws in layers {noise_in}, their per-pixel spread "
-                   f"(brightest = {top:.3f}; mean {std.mean().item():.3f}), then no noise")
+                   f"(white = {SPREAD_FULL:g} or more; here up to {top:.3f}, mean {std.mean().item():.3f}), "
+                   f"then no noise")
         return Artifact("noise", "image", make_grid(tiles, nrow=NOISE_DRAWS + 2), caption)
 
     # -- the learner's requests --

@@ -27,6 +27,7 @@ from engine.registry import dashboard, get_config_class
 from engine.rundir import TERMINAL_STATES, RunDir, RunDirError
 from engine.runs import ACTIVE, CONTINUABLE, RunError
 from engine.schema import specs
+from studio.glossary import term_links
 from studio.lessons import CODE_LINK, Lesson, get_lesson, load_lessons, next_lesson
 from studio.messages import AskEngine, OpenCode, PickSetting, QuizFinished, RunSnapshot
 from studio.progress import load_progress, mark_opened, mark_trained, record_quiz, was_trained
@@ -109,8 +110,9 @@ class LessonScreen(Screen):
         with Horizontal(id="lesson-body"):
             with VerticalScroll(id="lesson-pane"):
                 if self.links:
-                    yield Static(Text("Links to code open it in the Code tab: click one, or press k to choose. "
-                                      "t lists the glossary terms.", style="dim italic"), id="lesson-hint")
+                    terms = " t lists the glossary terms." if term_links(self.lesson.body) else ""
+                    yield Static(Text("Links to code open it in the Code tab: click one, or press k to choose."
+                                      + terms, style="dim italic"), id="lesson-hint")
                 yield Markdown(self.lesson.body, id="lesson-text", open_links=False)
             with Vertical(id="dashboard"):
                 yield Static("", id="banner")

@@ -17,7 +17,7 @@ from studio.messages import RunSnapshot
 from studio.widgets.view import START_HINT, WAITING_STATES, View
 
 REDRAW_INTERVAL = 2.0  # seconds between redraws of the curves
-MAX_PANELS = 6  # plots the widget holds; more groups than this share the last one
+MAX_PANELS = 8  # plots the widget holds; more groups than this share the last one (the world model has 7)
 SPREAD = 5.0  # metrics whose typical sizes differ more than this are drawn on separate axes
 SPARSE = 30  # a curve of fewer points (a few evaluations) is drawn as dots, not a line
 READABLE = 12  # rows a plot needs to read its shape; fewer when the screen is short
