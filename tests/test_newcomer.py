@@ -240,3 +240,25 @@ async def test_a_tab_of_pickers_gives_the_first_picker_the_keys():
         await pilot.press("enter", "down", "enter")
         await pilot.pause()
         assert picker.value != before
+
+
+async def test_the_button_enter_would_press_stands_out():
+    """In Settings a walkthrough pressed Enter on what looked like Apply (drawn solid blue)
+    while the keys were on Defaults, and lost the value it had typed."""
+    from textual.widgets import Button
+
+    app = GenStudioApp(graphics="halfblock", lesson="world-model-dodge")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        apply, defaults = screen.query_one("#form-apply", Button), screen.query_one("#form-defaults", Button)
+        await pilot.press(str([p.id for p in screen.query("TabPane")].index("tab-settings") + 1))
+        defaults.focus()
+        await pilot.pause()
+        from textual.color import Color
+
+        accent = Color.parse(app.current_theme.accent)
+
+        def near(colour: Color) -> bool:
+            return sum(abs(a - b) for a, b in zip(colour.rgb, accent.rgb)) < 8
+
+        assert near(defaults.styles.background) and not near(apply.styles.background)
