@@ -70,3 +70,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT or "state" not in payload:
         raise CheckpointError(f"{path} is not a GenStudio checkpoint of format {CHECKPOINT_FORMAT}")
     return payload
+
+
+def restore(recipe, state: dict) -> None:
+    """Load a checkpoint's recipe state into ``recipe``. A state the recipe's networks
+    cannot take (saved before a lesson's model changed shape, or missing a part) is a
+    CheckpointError that says so, not a traceback."""
+    try:
+        recipe.load_state_dict(state)
+    except (RuntimeError, KeyError) as e:
+        first = str(e).strip().splitlines()
+        detail = first[-1].strip() if first else type(e).__name__
+        raise CheckpointError(f"this checkpoint was saved by an earlier version of the recipe's model and does not "
+                              f"fit the current one ({detail[:200]}); start a new run") from None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, set_rng_state
+from engine.checkpoint import CheckpointError, load_checkpoint, restore, save_checkpoint, set_rng_state
 from engine.registry import get_config_class, get_recipe
 from engine.schema import ConfigError, parse_value, specs
 from engine.device import TooBigForMemory, configure, describe, resolve_device
@@ -508,7 +508,7 @@ class Runner:
         ck = load_checkpoint(path, map_location=self.device)
         if ck["recipe"] != self.recipe_name:
             raise CheckpointError(f"{path} belongs to recipe {ck['recipe']!r}, not {self.recipe_name!r}")
-        self.recipe.load_state_dict(ck["state"])
+        restore(self.recipe, ck["state"])
         set_rng_state(ck["rng"])
         self.step = int(ck["step"])
         self.elapsed = float(ck["elapsed"])

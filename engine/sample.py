@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from engine.audio import PIECE_SUFFIXES
-from engine.checkpoint import CheckpointError, load_checkpoint
+from engine.checkpoint import CheckpointError, load_checkpoint, restore
 from engine.device import resolve_device
 from engine.imaging import make_grid, save_png
 from engine.recipes import build_recipe
@@ -39,7 +39,7 @@ def sample_to_file(run_dir: str | Path, out: str | Path, n: int = 64, seed: int 
     dev = resolve_device(device)
     ck = load_checkpoint(rd.checkpoint_path, map_location=dev)
     recipe = build_recipe(cfg["recipe"], ck["params"], RunContext(device=dev, log=lambda m: None, need_data=False))
-    recipe.load_state_dict(ck["state"])
+    restore(recipe, ck["state"])
     generator = torch.Generator().manual_seed(seed)
     makes_pieces = hasattr(recipe, "sample_file")
     if out.suffix.lower() in PIECE_SUFFIXES and not makes_pieces:

@@ -231,6 +231,25 @@ def test_runner_refuses_an_unsafe_checkpoint_and_keeps_it(tmp_path):
     assert rd.checkpoint_path.read_bytes() == before
 
 
+def test_a_checkpoint_from_an_older_model_is_a_clear_error(tmp_path):
+    """A lesson's network changed shape since the run was saved (the conditional GAN's
+    generator once used transposed convolutions): resuming says so, not a traceback."""
+    rd = make_run(tmp_path / "run", steps=3)
+    assert Runner(rd.path).run() == 0
+    ck = torch.load(rd.checkpoint_path, weights_only=False)
+    name = next(k for k, v in ck["state"]["model"].items() if v.dim() == 4)
+    ck["state"]["model"][name] = torch.zeros(1, 1, 1, 1)  # as an older layer's weights would be
+    torch.save(ck, rd.checkpoint_path)
+    before = rd.checkpoint_path.read_bytes()
+    cfg = rd.read_config()
+    cfg["params"]["steps"] = 6
+    rd.write_config(cfg["recipe"], cfg["params"], device="cpu")
+    assert Runner(rd.path).run() == 1
+    error = read_history(rd).errors[-1]
+    assert error["kind"] == "checkpoint" and "earlier version" in error["message"], error
+    assert rd.checkpoint_path.read_bytes() == before
+
+
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     path = tmp_path / "bad.pt"
     path.write_bytes(b"not a checkpoint at all")
