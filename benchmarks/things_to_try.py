@@ -47,7 +47,7 @@ class Try:
 
 @dataclass
 class Result:
-    history: object  # engine.rundir.History at the end
+    history: object  # engine.rundir.History at the end of training, before any probe
     probes: dict  # label -> {"metrics": {...}, "texts": {view name: text}, "seconds": float}
     set_at: dict  # key=value -> the step the engine applied it at
     wall: float
@@ -415,7 +415,7 @@ def execute(t: Try, say):
     finally:
         rd.send("stop")
         proc.wait(timeout=300)
-    return Result(read_history(rd), probes, set_at, time.monotonic() - launch, rd.path), rd
+    return Result(h, probes, set_at, time.monotonic() - launch, rd.path), rd
 
 
 def fmt(v) -> str:

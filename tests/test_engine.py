@@ -232,8 +232,8 @@ def test_runner_refuses_an_unsafe_checkpoint_and_keeps_it(tmp_path):
 
 
 def test_a_checkpoint_from_an_older_model_is_a_clear_error(tmp_path):
-    """A lesson's network changed shape since the run was saved (the conditional GAN's
-    generator once used transposed convolutions): resuming says so, not a traceback."""
+    """A lesson's network changed shape since the run was saved (a layer whose weights now
+    have another size): resuming says so, not a traceback."""
     rd = make_run(tmp_path / "run", steps=3)
     assert Runner(rd.path).run() == 0
     ck = torch.load(rd.checkpoint_path, weights_only=False)
