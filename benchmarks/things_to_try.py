@@ -60,9 +60,14 @@ def series(r: Result, key: str, a: int = 0, b: int = 10**12) -> list[float]:
     return [v for s, v in r.history.metrics.get(key, []) if a <= s <= b]
 
 
-def last(r: Result, key: str) -> float:
-    pts = series(r, key)
+def at(r: Result, key: str, step: int = 10**12) -> float:
+    """The metric's last value at or before ``step``."""
+    pts = series(r, key, 0, step)
     return pts[-1] if pts else float("nan")
+
+
+def last(r: Result, key: str) -> float:
+    return at(r, key)
 
 
 def mean(r: Result, key: str, a: int, b: int) -> float:
@@ -83,6 +88,12 @@ def lowest(r: Result, key: str, a: int = 0, b: int = 10**12) -> float:
 def final(*keys: str) -> Callable[[Result], dict]:
     """The last value of each metric (quality scores come from the final views)."""
     return lambda r: {k: last(r, k) for k in keys}
+
+
+def ending(*keys: str, steps: int = 300) -> Callable[[Result], dict]:
+    """The mean of each (noisy, per-batch) metric over the run's last ``steps`` steps."""
+    return lambda r: {f"{k} (mean of the last {steps} steps)": mean(r, k, r.history.step - steps, r.history.step)
+                      for k in keys}
 
 
 def probed(key: str) -> Callable[[Result], dict]:
@@ -108,7 +119,7 @@ def longest_repeat(text: str) -> int:
 # -- the suggestions ----------------------------------------------------------------------
 
 VAE_Q = ("quality/recognisability", "quality/coverage", "val/recon", "val/kl")
-DCGAN_Q = ("quality/recognisability", "quality/coverage", "quality/near_duplicates", "train/d_real", "train/d_fake")
+DCGAN_Q = ("quality/recognisability", "quality/coverage", "quality/near_duplicates")
 CWGAN_Q = ("quality/glasses", "quality/hair", "quality/smiling", "quality/hat", "train/wasserstein")
 CYCLE_Q = ("quality/to_black", "quality/to_blond", "quality/cycle_error", "quality/kept", "train/identity")
 DIFF_Q = ("quality/recognisability", "quality/coverage")
@@ -122,7 +133,7 @@ def vae_lr(r: Result) -> dict:
             f"mean while {high}": mean(r, "train/loss", up, down),
             "mean of the first 100 steps back at 2e-3": mean(r, "train/loss", down, down + 100),
             "mean of the last 100 steps": mean(r, "train/loss", r.history.step - 100, r.history.step),
-            "recognisability just before the rise": (series(r, "quality/recognisability", 0, up) or [float("nan")])[-1],
+            "recognisability just before the rise": at(r, "quality/recognisability", up),
             "lowest recognisability after it": lowest(r, "quality/recognisability", up),
             "state": r.history.state, **final(*VAE_Q)(r)}
 
@@ -131,8 +142,8 @@ def gan2d_modes(r: Result) -> dict:
     d, g, b = (r.set_at.get(k, 0) for k in ("step_mode=discriminator", "step_mode=generator", "step_mode=both"))
     return {"d_real before D-only": mean(r, "train/d_real", d - 100, d), "d_real end of D-only": mean(r, "train/d_real", g - 100, g),
             "d_fake before D-only": mean(r, "train/d_fake", d - 100, d), "d_fake end of D-only": mean(r, "train/d_fake", g - 100, g),
-            "distance before D-only": (series(r, "quality/sliced_wasserstein", 0, d) or [float("nan")])[-1],
-            "distance at end of G-only": (series(r, "quality/sliced_wasserstein", 0, b) or [float("nan")])[-1],
+            "distance before D-only": at(r, "quality/sliced_wasserstein", d),
+            "distance at end of G-only": at(r, "quality/sliced_wasserstein", b),
             "worst distance during G-only": peak(r, "quality/sliced_wasserstein", g, b),
             "distance at the end (both again)": last(r, "quality/sliced_wasserstein")}
 
@@ -286,13 +297,13 @@ TRIES = [
     Try("gan-shape", "ring-noise1", "usually still goes round, with a seam", ["shape=ring", "noise_dim=1"],
         figures=ring_round),
     # DCGAN (dcgan-digits.md)
-    Try("dcgan-digits", "default", "reference", figures=final(*DCGAN_Q)),
+    Try("dcgan-digits", "default", "reference", figures=both(final(*DCGAN_Q), ending("train/d_real", "train/d_fake"))),
     Try("dcgan-digits", "lr_d-10x", "D ahead: d_real up, d_fake down, G learns slowly", ["lr_g=1e-4"],
-        figures=final(*DCGAN_Q)),
-    Try("dcgan-digits", "lr_g-10x", "tiles may snap to the same few shapes", ["lr_d=1e-4"], figures=final(*DCGAN_Q)),
+        figures=both(final(*DCGAN_Q), ending("train/d_real", "train/d_fake"))),
+    Try("dcgan-digits", "lr_g-10x", "tiles may snap to the same few shapes", ["lr_d=1e-4"], figures=both(final(*DCGAN_Q), ending("train/d_real", "train/d_fake"))),
     Try("dcgan-digits", "lower-both", "steadier but needs more steps", ["lr_g=2e-4", "lr_d=2e-4"],
-        figures=final(*DCGAN_Q)),
-    Try("dcgan-digits", "noise2", "how much variety survives two numbers", ["noise_dim=2"], figures=final(*DCGAN_Q)),
+        figures=both(final(*DCGAN_Q), ending("train/d_real", "train/d_fake"))),
+    Try("dcgan-digits", "noise2", "how much variety survives two numbers", ["noise_dim=2"], figures=both(final(*DCGAN_Q), ending("train/d_real", "train/d_fake"))),
     # Conditional WGAN-GP (cgan-faces.md)
     Try("cgan-faces", "default", "reference; then an unlikely mix in the picker",
         probes=[("red+glasses+hat", {"pick_hair": "red", "pick_glasses": "yes", "pick_hat": "yes"})],
@@ -306,7 +317,8 @@ TRIES = [
     Try("cyclegan-hair", "default", "reference", figures=final(*CYCLE_Q)),
     Try("cyclegan-hair", "identity0", "the identity curve rises", ["lambda_identity=0"], figures=final(*CYCLE_Q)),
     Try("cyclegan-hair", "cycle0", "cycle_error 0.07-0.09 within 100 steps (0.015 with it), kept 0.75-0.8",
-        ["lambda_cycle=0"], figures=both(final(*CYCLE_Q), lambda r: {"cycle_error by step 100": (series(r, "quality/cycle_error", 0, 100) or [float("nan")])[-1]})),
+        ["lambda_cycle=0"], figures=both(final(*CYCLE_Q), lambda r: {"cycle_error by step 100": at(r, "quality/cycle_error", 100),
+                                                                     "kept, lowest": lowest(r, "quality/kept")})),
     Try("cyclegan-hair", "cycle50", "the hair change may turn timid: to_black lower", ["lambda_cycle=50"],
         figures=final(*CYCLE_Q)),
     Try("cyclegan-hair", "lr-10x", "hair scores swing harder", ["lr=5e-3"],
@@ -324,7 +336,7 @@ TRIES = [
         figures=both(final("quality/exact_match", "val/loss"), translator_mistakes, lambda r: {"train/loss (mean of the last 100 steps)": mean(r, "train/loss", r.history.step - 100, r.history.step)})),
     Try("translator-en-fr", "layers1", "0.99 at step 1,000, steps about twice as fast", ["layers=1"],
         figures=both(final("quality/exact_match"), step_cpu_ms,
-                     lambda r: {"exact_match by step 1,000": (series(r, "quality/exact_match", 0, 1000) or [float("nan")])[-1]})),
+                     lambda r: {"exact_match by step 1,000": at(r, "quality/exact_match", 1000)})),
     # Diffusion (diffusion-digits.md): all at 2,000 steps, so the figures compare
     Try("diffusion-digits", "v", "the default prediction (reference), with 10/25/50 DDIM steps",
         steps=2000, probes=SAMPLERS, figures=both(final(*DIFF_Q), probed("quality/recognisability"))),
