@@ -254,3 +254,35 @@ async def test_the_picker_keeps_generated_and_real_faces_in_pairs_at_80x24(tmp_p
                        what="the faces drawn")
         shown, total = view._tiles
         assert total == 32 and shown >= 2 and shown % 2 == 0  # whole (generated | real) pairs
+
+
+async def test_a_reopened_run_shows_the_picks_it_was_left_with(tmp_path):
+    """A run whose picker was set to red hair, glasses and a hat, opened again, showed "any"
+    in every menu above faces drawn with red hair, glasses and a hat (and its Settings form
+    showed the values the run was created with)."""
+    from dataclasses import asdict
+
+    from textual.widgets import Select
+
+    from conftest import wait_for
+    from engine.rundir import RunDir
+    from studio.app import GenStudioApp
+    from studio.widgets.hyperparams import HyperparamForm
+
+    rd = RunDir(tmp_path / "faces")
+    rd.path.mkdir()
+    rd.write_config("cwgan", asdict(validate(CWGANConfig, {})), device="cpu", lesson="cgan-faces")
+    rd.emit("state", 0, {"state": "running", "device": "cpu"})
+    for key, value in (("pick_hair", "red"), ("pick_glasses", "yes"), ("lr", 0.0002)):
+        rd.emit("param", 5, {"key": key, "value": value})
+    rd.emit("state", 10, {"state": "stopped"})
+    app = GenStudioApp(graphics="halfblock", attach=str(rd.path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: getattr(screen, "snapshot", None) is not None, what="snapshot")
+        await pilot.press("2")
+        await pilot.pause()
+        menus = {name: screen.query_one(f"#ctl-pick_{name}", Select).value for name in ("hair", "glasses", "hat")}
+        assert menus == {"hair": "red", "glasses": "yes", "hat": "any"}
+        assert screen.params["lr"] == 0.0002 and screen.query_one(HyperparamForm).values["lr"] == 0.0002
+

@@ -85,6 +85,7 @@ class LessonScreen(Screen):
         self.links = code_links(self.lesson.body)  # (label, href) of the text's code links
         self._trained = was_trained(self.lesson.id)  # a run of it reached its bar before
         self.snapshot: RunSnapshot | None = None
+        self._live_params_shown = True  # (set False when a run is followed)
         self._attach_to = attach
         self._resume = resume  # continue the attached run from its checkpoint on mount
         self._log_shown = ""  # what the log line and banner show now, to skip no-op updates
@@ -197,6 +198,7 @@ class LessonScreen(Screen):
         self.params = dict(cfg["params"])
         self._show_params()
         self.snapshot = None
+        self._live_params_shown = False  # the run's own live changes come with its first snapshot
         self.follow()
 
     def _show_params(self) -> None:
@@ -219,6 +221,13 @@ class LessonScreen(Screen):
             return  # a late snapshot of a run we have left
         old = self.snapshot
         self.snapshot = snap
+        if not self._live_params_shown:
+            # Values changed live in an earlier visit (a pick, an lr) are what the run has
+            # now, not the values it was created with. Once: later changes are the learner's.
+            self._live_params_shown = True
+            if any(self.params.get(k) != v for k, v in snap.params.items()):
+                self.params = {**self.params, **snap.params}
+                self._show_params()
         self.query_one(StatusLine).update_from(snap)
         self.query_one(HyperparamForm).running = snap.state in ("running", "paused")
         # Only what changed is touched: every update costs the training process CPU time.
