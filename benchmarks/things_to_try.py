@@ -307,12 +307,12 @@ TRIES = [
     # Conditional WGAN-GP (cgan-faces.md)
     Try("cgan-faces", "default", "reference; then an unlikely mix in the picker",
         probes=[("red+glasses+hat", {"pick_hair": "red", "pick_glasses": "yes", "pick_hat": "yes"})],
-        figures=both(final(*CWGAN_Q), face_distance, lambda r: {f"{k}: caption": v for k, p in r.probes.items()
+        figures=both(final(*CWGAN_Q), face_distance, step_cpu_ms, lambda r: {f"{k}: caption": v for k, p in r.probes.items()
                                                  for n, v in p["captions"].items() if n == "picked"})),
     Try("cgan-faces", "gp0", "nothing bounds the critic's scores: watch wasserstein and the faces", ["gp_weight=0"],
         figures=both(final(*CWGAN_Q), lambda r: {"largest |wasserstein|": max(map(abs, series(r, "train/wasserstein")), default=0)})),
     Try("cgan-faces", "critic5", "slower per step; accuracy per generator step?", ["critic_steps=5"],
-        figures=final(*CWGAN_Q)),
+        figures=both(final(*CWGAN_Q), step_cpu_ms)),
     # CycleGAN (cyclegan-hair.md)
     Try("cyclegan-hair", "default", "reference", figures=final(*CYCLE_Q)),
     Try("cyclegan-hair", "identity0", "the identity curve rises", ["lambda_identity=0"], figures=final(*CYCLE_Q)),

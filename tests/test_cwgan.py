@@ -222,8 +222,9 @@ def test_a_finished_run_serves_its_views_until_stopped(tmp_path, face_classifier
     assert any("hair red" in c for c in seen), seen
 
 
-async def test_the_picker_keeps_generated_and_real_faces_in_pairs_at_80x24(tmp_path):
-    """At 80x24 the Picker showed "3 of 32" tiles: three generated faces and no real one."""
+async def test_the_picker_keeps_generated_and_real_faces_in_pairs_at_80x24(tmp_path, monkeypatch):
+    """At 80x24 the Picker showed "3 of 32" tiles: three generated faces and no real one.
+    And `e` on the Picker saved the Train tab's grid, not the pairs on screen."""
     from dataclasses import asdict
 
     import numpy as np
@@ -254,6 +255,10 @@ async def test_the_picker_keeps_generated_and_real_faces_in_pairs_at_80x24(tmp_p
                        what="the faces drawn")
         shown, total = view._tiles
         assert total == 32 and shown >= 2 and shown % 2 == 0  # whole (generated | real) pairs
+        monkeypatch.chdir(tmp_path)
+        await pilot.press("e")
+        await pilot.pause()
+        assert [p.name for p in tmp_path.glob("genstudio-*.png")] == ["genstudio-faces-picked-00000010.png"]
 
 
 async def test_a_reopened_run_shows_the_picks_it_was_left_with(tmp_path):

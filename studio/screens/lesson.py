@@ -60,7 +60,7 @@ class LessonScreen(Screen):
         Binding("n", "step", "Step", tooltip="Run a single training step (pauses first)"),
         Binding("x", "stop", "Stop", tooltip="Stop training and save a checkpoint"),
         Binding("l", "toggle_lesson", "Lesson", tooltip="Show or hide the lesson text"),
-        Binding("e", "export", "Export PNG", tooltip="Save the current samples as a PNG in the current folder"),
+        Binding("e", "export", "Export PNG", tooltip="Save the image this tab shows (else the sample grid) as a PNG in the current folder"),
         Binding("f", "zoom", "Full screen", tooltip="Show this tab's images full screen, every tile, as large as fits"),
         Binding("k", "code_links", "Code links", tooltip="Jump to the code the lesson's text links to"),
         Binding("t", "terms", "Terms", tooltip="The glossary terms the lesson marks, with their definitions"),
@@ -299,7 +299,7 @@ class LessonScreen(Screen):
             return bool(snap and state in CONTINUABLE and snap.has_checkpoint
                         and snap.step < snap.total_steps)
         if action == "export":
-            return bool(snap and self.export_artifact in snap.samples)
+            return self._export_target() is not None
         if action == "zoom":
             return bool(self._zoom_items())
         if action == "code_links":
@@ -360,18 +360,29 @@ class LessonScreen(Screen):
     def action_sample_now(self) -> None:
         self.bridge.send("sample")
 
+    def _export_target(self) -> str | None:
+        """The image `e` saves: the first of the tab being looked at (the Picker's pairs on
+        the Picker tab), else the lesson's sample grid."""
+        snap = self.snapshot
+        if snap is None:
+            return None
+        active = self.query_one(TabbedContent).active
+        shown = [p.export for t in self.tabs if t.id == active for p in t.panes if p.export in snap.samples]
+        return shown[0] if shown else (self.export_artifact if self.export_artifact in snap.samples else None)
+
     def action_export(self) -> None:
-        if not self.snapshot or self.export_artifact not in self.snapshot.samples:
+        name = self._export_target()
+        if name is None:
             return
-        src = Path(self.snapshot.samples[self.export_artifact])
-        step = self.snapshot.sample_steps.get(self.export_artifact, self.snapshot.step)
-        dest = Path.cwd() / f"genstudio-{self.bridge.run.name}-{step:08d}.png"
+        src = Path(self.snapshot.samples[name])
+        step = self.snapshot.sample_steps.get(name, self.snapshot.step)
+        dest = Path.cwd() / f"genstudio-{self.bridge.run.name}-{name}-{step:08d}.png"
         try:
             shutil.copyfile(src, dest)
         except OSError as e:
             self.notify(f"Could not export: {e}", severity="error")
             return
-        self.notify(f"Saved the sample grid to {dest}", timeout=8)
+        self.notify(f"Saved {name} (step {step:,}) to {dest}", timeout=8)
 
     def _zoom_items(self) -> list[ZoomItem]:
         """The images the lesson shows now, this tab's first."""
