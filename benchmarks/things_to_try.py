@@ -153,7 +153,7 @@ def trained_recipe(r: Result, untrained: bool = False, need_data: bool = False):
     freshly initialised with the same settings: a floor to compare with)."""
     import torch
 
-    from engine.checkpoint import load_checkpoint
+    from engine.checkpoint import load_checkpoint, restore
     from engine.recipes import build_recipe
     from engine.recipes.base import RunContext
     from engine.rundir import RunDir
@@ -162,7 +162,7 @@ def trained_recipe(r: Result, untrained: bool = False, need_data: bool = False):
     ck = load_checkpoint(rd.checkpoint_path, map_location="cpu")
     recipe = build_recipe(rd.read_config()["recipe"], ck["params"], RunContext(torch.device("cpu"), log=lambda m: None, need_data=need_data))
     if not untrained:
-        recipe.load_state_dict(ck["state"])
+        restore(recipe, ck["state"])
     return recipe
 
 
@@ -363,21 +363,13 @@ TRIES = [
 
 # -- running ------------------------------------------------------------------------------
 
-def _lesson_recipe(lesson_id: str) -> str:
-    import tomllib
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parent.parent / "assets" / "lessons" / f"{lesson_id}.md").read_text()
-    front = text.split("+++")[1]
-    return tomllib.loads(front)["recipe"]
-
-
 def execute(t: Try, say):
     from engine.launch import start_engine
     from engine.rundir import read_history
     from engine.runs import create_run
+    from studio.lessons import get_lesson  # (torch-free: the lesson's front matter)
 
-    rd = create_run(_lesson_recipe(t.lesson), t.sets, t.steps, "cpu", None)
+    rd = create_run(get_lesson(t.lesson).recipe, t.sets, t.steps, "cpu", None)
     launch = time.monotonic()
     proc = start_engine(rd.path, env=ONE_THREAD, serve=600 if t.probes else 0)
     pending = list(t.live)

@@ -135,6 +135,45 @@ async def wait_for(pilot, predicate, timeout: float = 90.0, what: str = "") -> N
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def stopped_run(path: Path, recipe: str, lesson: str, events=(), image: tuple[str, int, int, str] | None = None):
+    """A run of ``recipe``'s defaults for ``lesson`` that ran on the CPU and stopped at step
+    10: ``events`` ((type, step, payload), ...) come in between, and ``image`` (name, rows,
+    columns, caption) adds a grid of that many random 32-pixel tiles as its newest view."""
+    from dataclasses import asdict
+
+    import numpy as np
+    from PIL import Image
+
+    from engine.registry import get_config_class
+    from engine.rundir import RunDir
+    from engine.schema import validate
+
+    rd = RunDir(path)
+    rd.path.mkdir(parents=True)
+    rd.write_config(recipe, asdict(validate(get_config_class(recipe), {})), device="cpu", lesson=lesson)
+    rd.emit("state", 0, {"state": "running", "device": "cpu"})
+    for kind, step, payload in events:
+        rd.emit(kind, step, payload)
+    if image:
+        name, rows, cols, caption = image
+        rd.samples_dir.mkdir()
+        grid = np.random.default_rng(0).random((rows * 34 + 2, cols * 34 + 2, 3)) * 255
+        Image.fromarray(grid.astype(np.uint8)).save(rd.samples_dir / f"{name}-00000010.png")
+        rd.emit("sample", 10, {"name": name, "kind": "image", "path": f"samples/{name}-00000010.png",
+                               "caption": caption})
+    rd.emit("state", 10, {"state": "stopped"})
+    return rd
+
+
+async def open_tab(pilot, key: str):
+    """Wait for the lesson screen's first snapshot of its run, then press ``key`` (a tab's
+    number); returns the screen."""
+    screen = pilot.app.screen
+    await wait_for(pilot, lambda: getattr(screen, "snapshot", None) is not None, what="snapshot")
+    await pilot.press(key)
+    return screen
+
+
 async def settle(pilot, quiet: float = 0.5, timeout: float = 30.0) -> None:
     """Wait until the screen has not changed for ``quiet`` seconds: a snapshot taken
     sooner depends on how loaded the machine is (a throttled chart redraw, an image

@@ -225,31 +225,15 @@ def test_a_finished_run_serves_its_views_until_stopped(tmp_path, face_classifier
 async def test_the_picker_keeps_generated_and_real_faces_in_pairs_at_80x24(tmp_path, monkeypatch):
     """At 80x24 the Picker showed "3 of 32" tiles: three generated faces and no real one.
     And `e` on the Picker saved the Train tab's grid, not the pairs on screen."""
-    from dataclasses import asdict
-
-    import numpy as np
-    from PIL import Image
-
-    from conftest import wait_for
-    from engine.rundir import RunDir
+    from conftest import open_tab, stopped_run, wait_for
     from studio.app import GenStudioApp
     from studio.widgets.image_view import ImageView
 
-    rd = RunDir(tmp_path / "faces")
-    rd.path.mkdir()
-    rd.write_config("cwgan", asdict(validate(CWGANConfig, {})), device="cpu", lesson="cgan-faces")
-    rd.emit("state", 0, {"state": "running", "device": "cpu"})
-    rd.samples_dir.mkdir()
-    grid = (np.random.default_rng(0).random((4 * 34 + 2, 8 * 34 + 2, 3)) * 255).astype(np.uint8)
-    Image.fromarray(grid).save(rd.samples_dir / "picked-00000010.png")
-    rd.emit("sample", 10, {"name": "picked", "kind": "image", "path": "samples/picked-00000010.png",
-                           "caption": "any attributes: 16 pairs, generated (left) | real (right)"})
-    rd.emit("state", 10, {"state": "stopped"})
+    rd = stopped_run(tmp_path / "faces", "cwgan", "cgan-faces",
+                     image=("picked", 4, 8, "any attributes: 16 pairs, generated (left) | real (right)"))
     app = GenStudioApp(graphics="halfblock", attach=str(rd.path))
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = app.screen
-        await wait_for(pilot, lambda: getattr(screen, "snapshot", None) is not None, what="snapshot")
-        await pilot.press("2")
+        screen = await open_tab(pilot, "2")
         view = screen.query_one("#picked", ImageView)
         await wait_for(pilot, lambda: view._tiles is not None and view._tiles[0] > 0, timeout=10,
                        what="the faces drawn")
@@ -265,27 +249,18 @@ async def test_a_reopened_run_shows_the_picks_it_was_left_with(tmp_path):
     """A run whose picker was set to red hair, glasses and a hat, opened again, showed "any"
     in every menu above faces drawn with red hair, glasses and a hat (and its Settings form
     showed the values the run was created with)."""
-    from dataclasses import asdict
-
     from textual.widgets import Select
 
-    from conftest import wait_for
-    from engine.rundir import RunDir
+    from conftest import open_tab, stopped_run
     from studio.app import GenStudioApp
     from studio.widgets.hyperparams import HyperparamForm
 
-    rd = RunDir(tmp_path / "faces")
-    rd.path.mkdir()
-    rd.write_config("cwgan", asdict(validate(CWGANConfig, {})), device="cpu", lesson="cgan-faces")
-    rd.emit("state", 0, {"state": "running", "device": "cpu"})
-    for key, value in (("pick_hair", "red"), ("pick_glasses", "yes"), ("lr", 0.0002)):
-        rd.emit("param", 5, {"key": key, "value": value})
-    rd.emit("state", 10, {"state": "stopped"})
+    picks = [("param", 5, {"key": key, "value": value})
+             for key, value in (("pick_hair", "red"), ("pick_glasses", "yes"), ("lr", 0.0002))]
+    rd = stopped_run(tmp_path / "faces", "cwgan", "cgan-faces", events=picks)
     app = GenStudioApp(graphics="halfblock", attach=str(rd.path))
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = app.screen
-        await wait_for(pilot, lambda: getattr(screen, "snapshot", None) is not None, what="snapshot")
-        await pilot.press("2")
+        screen = await open_tab(pilot, "2")
         await pilot.pause()
         menus = {name: screen.query_one(f"#ctl-pick_{name}", Select).value for name in ("hair", "glasses", "hat")}
         assert menus == {"hair": "red", "glasses": "yes", "hat": "any"}

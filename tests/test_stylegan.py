@@ -261,29 +261,18 @@ def test_requests_and_pickers_are_answered_and_bad_ones_get_error_replies(tmp_pa
 
 
 async def test_the_mixing_tab_shows_its_pickers_and_grid_at_80x24(tmp_path):
-    import numpy as np
-    from PIL import Image
     from textual.widgets import Select
 
-    from conftest import wait_for
+    from conftest import open_tab, stopped_run, wait_for
     from studio.app import GenStudioApp
     from studio.widgets.image_view import ImageView
 
-    rd = RunDir(tmp_path / "faces")
-    rd.path.mkdir()
-    rd.write_config("stylegan", asdict(validate(StyleGANConfig, {})), device="cpu", lesson="stylegan-faces")
-    rd.emit("state", 0, {"state": "running", "device": "cpu"})
-    rd.samples_dir.mkdir()
-    grid = (np.random.default_rng(0).random(((MIX_ROWS + 1) * 34 + 2, (MIX_COLS + 1) * 34 + 2, 3)) * 255)
-    Image.fromarray(grid.astype(np.uint8)).save(rd.samples_dir / "mixing-00000010.png")
-    rd.emit("sample", 10, {"name": "mixing", "kind": "image", "path": "samples/mixing-00000010.png",
-                           "caption": "rows: coarse styles (layers up to 8x8) · columns: fine styles"})
-    rd.emit("state", 10, {"state": "stopped"})
+    rd = stopped_run(tmp_path / "faces", "stylegan", "stylegan-faces",
+                     image=("mixing", MIX_ROWS + 1, MIX_COLS + 1,
+                            "rows: coarse styles (layers up to 8x8) · columns: fine styles"))
     app = GenStudioApp(graphics="halfblock", attach=str(rd.path))
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = app.screen
-        await wait_for(pilot, lambda: getattr(screen, "snapshot", None) is not None, what="snapshot")
-        await pilot.press("2")
+        screen = await open_tab(pilot, "2")
         view = screen.query_one("#mixing", ImageView)
         await wait_for(pilot, lambda: view.path is not None and view.path.endswith("mixing-00000010.png"),
                        timeout=10, what="the grid loaded")
